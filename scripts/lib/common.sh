@@ -1,0 +1,51 @@
+# Shared by scripts/test, scripts/demo and scripts/bench. Source it; do not run it.
+
+# Install Debian packages that are missing (the build needs cmake for pingora's zlib-ng).
+ensure_packages() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "==> installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo not found; install the Rust toolchain (https://rustup.rs) first" >&2
+    exit 1
+  fi
+}
+
+# PostgreSQL and Redis on 127.0.0.1 for the directory and shared rate limits.
+# Start them if they are installed but down; fail loudly if they cannot be reached.
+ensure_services() {
+  if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+    echo "==> starting PostgreSQL"
+    if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+      pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+    fi
+    for _ in $(seq 1 30); do (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null && break; sleep 1; done
+    if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+      echo "error: PostgreSQL is not reachable on 127.0.0.1:5432 and could not be started" >&2
+      exit 1
+    fi
+  fi
+  if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+    echo "==> starting Redis"
+    if command -v redis-server >/dev/null 2>&1; then
+      mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+      redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+        --dir /var/lib/redis --logfile /var/log/redis/partnergate-test.log || true
+    fi
+    for _ in $(seq 1 30); do (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break; sleep 1; done
+    if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+      echo "error: Redis is not reachable on 127.0.0.1:6379 and could not be started" >&2
+      exit 1
+    fi
+  fi
+}

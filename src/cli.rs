@@ -1,0 +1,112 @@
+//! The command line of CONTRACT §1.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "partnergate", version, about = "Access gateway for partner portals")]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "PARTNERGATE_CONFIG", default_value = "config/partnergate.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the gateway; SIGTERM/SIGINT drain in-flight requests and stop.
+    Run,
+    /// Validate the configuration and the files it names; print `ok` or every problem.
+    Check,
+    /// Show which route, identity, rules and limits apply to a request, without sending it.
+    Explain {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        method: String,
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import or export the directory (orgs, roles, users, accounts, grants).
+    Directory {
+        #[command(subcommand)]
+        command: DirectoryCommand,
+    },
+    /// Read a password on stdin and print its argon2id PHC string.
+    HashPassword,
+    /// Certificates for development.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Run the stand-in legacy partner portal used by the demo and the tests.
+    DemoPortal {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: SocketAddr,
+    },
+    /// Print the access review of every user.
+    Review {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// Load a directory TOML file (upsert by id/email).
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write the directory as TOML to stdout.
+    Export {
+        #[arg(long)]
+        with_secrets: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Write a development CA, a localhost server certificate and an ES256 assertion key.
+    Dev {
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the audit log's hash chain.
+    Verify,
+}
+
+impl Command {
+    /// The command's name as typed, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Run => "run",
+            Command::Check => "check",
+            Command::Explain { .. } => "explain",
+            Command::Directory { command: DirectoryCommand::Import { .. } } => "directory import",
+            Command::Directory { command: DirectoryCommand::Export { .. } } => "directory export",
+            Command::HashPassword => "hash-password",
+            Command::Certs { .. } => "certs dev",
+            Command::DemoPortal { .. } => "demo-portal",
+            Command::Review { .. } => "review",
+            Command::Audit { .. } => "audit verify",
+        }
+    }
+}

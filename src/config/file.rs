@@ -1,0 +1,166 @@
+//! The TOML file format (CONTRACT §2), mirrored field by field.
+//!
+//! These structs only describe what an operator may write; [`super::validate`] turns
+//! them into the runtime [`super::Config`]. Every struct denies unknown keys. Durations,
+//! addresses and enums stay strings here so validation can name the key that is wrong.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub listen: Option<String>,
+    pub tls_listen: Option<String>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
+    pub admin_listen: Option<String>,
+    pub public_url: Option<String>,
+    pub threads: Option<i64>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub max_request_header_bytes: Option<i64>,
+    pub shutdown_grace: Option<String>,
+    pub rate_limit_per_ip: Option<RateFile>,
+    pub owner_org_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RateFile {
+    pub per_second: f64,
+    pub burst: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRateFile {
+    pub key: String,
+    pub per_second: f64,
+    pub burst: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    pub addrs: Vec<String>,
+    pub tls: Option<bool>,
+    pub sni: Option<String>,
+    pub ca_file: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub read_timeout: Option<String>,
+    pub health_check: Option<HealthCheckFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckFile {
+    pub path: String,
+    pub interval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub name: String,
+    pub host: Option<String>,
+    pub path: String,
+    pub methods: Option<Vec<String>>,
+    pub upstream: String,
+    pub auth: Option<String>,
+    pub allow_roles: Option<Vec<String>>,
+    pub allow_permissions: Option<Vec<String>>,
+    pub allow_org_types: Option<Vec<String>>,
+    pub account_permission: Option<String>,
+    pub mode: Option<String>,
+    pub rate_limit: Option<RouteRateFile>,
+    pub strip_prefix: Option<String>,
+    pub websocket: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SessionFile {
+    pub cookie_name: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub absolute_timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LoginFile {
+    pub max_failures: Option<i64>,
+    pub max_failures_per_ip: Option<i64>,
+    pub lockout: Option<String>,
+    pub rate_limit_per_ip: Option<RateFile>,
+    pub password_min_length: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryFile {
+    pub url: Option<String>,
+    pub cache_ttl: Option<String>,
+    pub cache_capacity: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerFile {
+    pub name: String,
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<String>,
+    pub jwks_file: Option<String>,
+    pub jwks_url: Option<String>,
+    pub hmac_secret_file: Option<String>,
+    pub user_claim: Option<String>,
+    pub leeway: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionFile {
+    pub key_file: String,
+    pub ttl: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisFile {
+    pub url: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogFile {
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsFile {
+    pub top_orgs: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleFile {
+    pub invitation_ttl: Option<String>,
+    pub inactive_after: Option<String>,
+    pub max_grant_ttl: Option<String>,
+}
+
+/// The top-level sections a config file may hold.
+pub const SECTIONS: &[&str] = &[
+    "server",
+    "upstreams",
+    "routes",
+    "session",
+    "login",
+    "directory",
+    "issuers",
+    "assertion",
+    "redis",
+    "access_log",
+    "metrics",
+    "lifecycle",
+];

@@ -1,0 +1,319 @@
+//! Configuration: the TOML file ([`file`]) → a validated [`Config`] the runtime uses.
+//!
+//! Loading never stops at the first problem: every error is collected with the file,
+//! the key and the reason, and `check` prints them all (CONTRACT §1).
+
+mod file;
+mod pattern;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use pattern::{HostPattern, PathCaptures, PathTemplate};
+
+/// One thing wrong with a configuration: where and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file.display(), self.key, self.reason)
+    }
+}
+
+/// Every problem found in a configuration, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<Problem>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A loaded configuration plus the warnings `check` shows (shadowed routes, …).
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Problem>,
+}
+
+/// The validated configuration. Immutable; a reload builds a new one.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: PathBuf,
+    pub server: ServerConfig,
+    pub upstreams: Vec<UpstreamConfig>,
+    pub routes: Vec<RouteConfig>,
+    pub session: SessionConfig,
+    pub login: LoginConfig,
+    pub directory: DirectoryConfig,
+    pub issuers: Vec<IssuerConfig>,
+    pub assertion: Option<AssertionConfig>,
+    pub redis: Option<RedisConfig>,
+    pub access_log: AccessLogConfig,
+    pub metrics: MetricsConfig,
+    pub lifecycle: LifecycleConfig,
+}
+
+impl Config {
+    /// Read, parse and validate `path`.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![Problem {
+                file: path.to_path_buf(),
+                key: "(file)".into(),
+                reason: format!("cannot read: {e}"),
+            }])
+        })?;
+        Self::from_toml(path, &text)
+    }
+
+    /// Parse and validate TOML text that came from `path` (used for relative paths and messages).
+    pub fn from_toml(path: &Path, text: &str) -> Result<Loaded, ConfigErrors> {
+        validate::build(path, text)
+    }
+
+    pub fn upstream(&self, name: &str) -> Option<&UpstreamConfig> {
+        self.upstreams.iter().find(|u| u.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsListenConfig {
+    pub listen: SocketAddr,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// `public_url` split into the parts redirects and cookies need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    pub https: bool,
+    /// `host[:port]` as written, lower-cased.
+    pub authority: String,
+}
+
+impl PublicUrl {
+    pub fn origin(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.authority)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateSpec {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: Option<SocketAddr>,
+    pub tls: Option<TlsListenConfig>,
+    pub admin_listen: SocketAddr,
+    pub public_url: PublicUrl,
+    pub threads: usize,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub max_request_header_bytes: usize,
+    pub shutdown_grace: Duration,
+    pub rate_limit_per_ip: Option<RateSpec>,
+    pub owner_org_type: String,
+}
+
+impl ServerConfig {
+    pub fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCheckConfig {
+    pub path: String,
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub addrs: Vec<SocketAddr>,
+    pub tls: bool,
+    pub sni: String,
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Session,
+    Bearer,
+    Any,
+    None,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Session => "session",
+            AuthMode::Bearer => "bearer",
+            AuthMode::Any => "any",
+            AuthMode::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Enforce,
+    Shadow,
+}
+
+/// A client-account permission level; ordered view < standard < admin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AccountLevel {
+    View,
+    Standard,
+    Admin,
+}
+
+impl AccountLevel {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "view" => Some(AccountLevel::View),
+            "standard" => Some(AccountLevel::Standard),
+            "admin" => Some(AccountLevel::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountLevel::View => "view",
+            AccountLevel::Standard => "standard",
+            AccountLevel::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateKey {
+    Ip,
+    User,
+    Org,
+    Route,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RouteRateLimit {
+    pub key: RateKey,
+    pub rate: RateSpec,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    pub host: Option<HostPattern>,
+    pub path: PathTemplate,
+    /// Upper-case method names; `None` = every method.
+    pub methods: Option<Vec<http::Method>>,
+    pub upstream: String,
+    pub auth: AuthMode,
+    pub allow_roles: Vec<String>,
+    pub allow_permissions: Vec<String>,
+    pub allow_org_types: Vec<String>,
+    pub account_permission: Option<AccountLevel>,
+    pub mode: Mode,
+    pub rate_limit: Option<RouteRateLimit>,
+    pub strip_prefix: Option<String>,
+    pub websocket: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub cookie_name: String,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginConfig {
+    pub max_failures: u32,
+    pub max_failures_per_ip: u32,
+    pub lockout: Duration,
+    pub rate_limit_per_ip: RateSpec,
+    pub password_min_length: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    pub url: String,
+    pub cache_ttl: Duration,
+    pub cache_capacity: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    JwksFile(PathBuf),
+    JwksUrl(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    pub name: String,
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<String>,
+    pub keys: Option<KeySource>,
+    pub hmac_secret_file: Option<PathBuf>,
+    pub user_claim: String,
+    pub leeway: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AssertionConfig {
+    pub key_file: PathBuf,
+    pub ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogPath {
+    Stdout,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessLogConfig {
+    pub path: AccessLogPath,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    pub top_orgs: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct LifecycleConfig {
+    pub invitation_ttl: Duration,
+    pub inactive_after: Duration,
+    pub max_grant_ttl: Duration,
+}

@@ -1,0 +1,204 @@
+use super::*;
+
+fn load(text: &str) -> Result<Loaded, ConfigErrors> {
+    build(Path::new("/etc/pg/test.toml"), text)
+}
+
+const MINIMAL: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+
+[upstreams.portal]
+addrs = ["127.0.0.1:9000"]
+
+[[routes]]
+name = "all"
+path = "/"
+upstream = "portal"
+"#;
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let loaded = load(MINIMAL).expect("valid");
+    let c = loaded.config;
+    assert_eq!(c.server.admin_listen, "127.0.0.1:9090".parse().expect("addr"));
+    assert_eq!(c.server.max_request_header_bytes, 16_384);
+    assert_eq!(c.server.shutdown_grace, Duration::from_secs(10));
+    assert_eq!(c.server.public_url.origin(), "http://localhost:8080");
+    assert_eq!(c.upstreams[0].connect_timeout, Duration::from_secs(2));
+    assert_eq!(c.upstreams[0].read_timeout, Duration::from_secs(30));
+    assert_eq!(c.routes[0].auth, AuthMode::None);
+    assert_eq!(c.access_log.path, AccessLogPath::Stdout);
+    assert_eq!(c.directory.url, "sqlite:///etc/pg/data/partnergate.db");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = r#"
+[server]
+listen = "not-an-addr"
+shutdown_grace = "soon"
+bogus = 1
+
+[upstreams.portal]
+addrs = []
+connect_timeout = "0s"
+
+[[routes]]
+name = "a"
+path = "dashboard"
+upstream = "missing"
+methods = ["get"]
+
+[[routes]]
+name = "b"
+path = "/x"
+upstream = "portal"
+colour = "blue"
+
+[[routes]]
+name = "c"
+path = "/c/../d"
+upstream = "portal"
+mode = "loud"
+auth = "magic"
+
+[nonsense]
+x = 1
+"#;
+    let errors = load(text).expect_err("invalid").0;
+    let keys: Vec<&str> = errors.iter().map(|p| p.key.as_str()).collect();
+    for want in [
+        "server",
+        "upstreams.portal.addrs",
+        "upstreams.portal.connect_timeout",
+        "routes[0] (a).path",
+        "routes[0] (a).upstream",
+        "routes[0] (a).methods",
+        "routes[1]",
+        "routes[2] (c).path",
+        "routes[2] (c).mode",
+        "routes[2] (c).auth",
+        "nonsense",
+    ] {
+        assert!(keys.contains(&want), "missing problem for {want}: {keys:?}");
+    }
+    assert!(errors.iter().all(|p| p.file == Path::new("/etc/pg/test.toml")));
+    let unknown = errors.iter().find(|p| p.key == "routes[1]").expect("route 1");
+    assert!(unknown.reason.contains("colour"), "{}", unknown.reason);
+}
+
+#[test]
+fn server_errors_name_their_keys() {
+    let text = r#"
+[server]
+listen = "127.0.0.1:8080"
+tls_listen = "127.0.0.1:8443"
+admin_listen = "127.0.0.1:8080"
+public_url = "ftp://x"
+trusted_proxies = ["10.0.0.0/8", "banana"]
+threads = 0
+"#;
+    let errors = load(text).expect_err("invalid").0;
+    let keys: Vec<&str> = errors.iter().map(|p| p.key.as_str()).collect();
+    for want in [
+        "server.tls_cert_file",
+        "server.tls_key_file",
+        "server.admin_listen",
+        "server.public_url",
+        "server.trusted_proxies[1]",
+        "server.threads",
+    ] {
+        assert!(keys.contains(&want), "missing problem for {want}: {keys:?}");
+    }
+}
+
+#[test]
+fn syntax_error_names_line_and_column() {
+    let errors = load("[server]\nlisten = \n").expect_err("invalid").0;
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].key.starts_with("line 2"), "{:?}", errors[0]);
+}
+
+#[test]
+fn shadowed_routes_are_warnings() {
+    let text = format!(
+        "{MINIMAL}\n[[routes]]\nname = \"later\"\npath = \"/dashboard\"\nupstream = \"portal\"\n"
+    );
+    let loaded = load(&text).expect("valid");
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(loaded.warnings[0].reason.contains("\"all\""));
+}
+
+#[test]
+fn not_shadowed_when_methods_or_host_narrower() {
+    let text = r#"
+[server]
+listen = "127.0.0.1:8080"
+[upstreams.portal]
+addrs = ["127.0.0.1:9000"]
+[[routes]]
+name = "gets"
+path = "/"
+methods = ["GET"]
+upstream = "portal"
+[[routes]]
+name = "host"
+host = "a.example.com"
+path = "/"
+upstream = "portal"
+[[routes]]
+name = "rest"
+path = "/"
+upstream = "portal"
+"#;
+    let loaded = load(text).expect("valid");
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn identity_and_policy_keys_are_not_yet_supported() {
+    let text = format!(
+        "{MINIMAL}\n[[routes]]\nname = \"p\"\npath = \"/p\"\nupstream = \"portal\"\nauth = \"session\"\nallow_roles = [\"x\"]\nrate_limit = {{ key = \"user\", per_second = 1, burst = 1 }}\n"
+    );
+    let errors = load(&text).expect_err("invalid").0;
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(errors.iter().all(|p| p.reason.contains("not yet supported")));
+}
+
+#[test]
+fn relative_paths_follow_the_config_file() {
+    let text = r#"
+[server]
+tls_listen = "127.0.0.1:8443"
+tls_cert_file = "../certs/server.crt"
+tls_key_file = "/abs/server.key"
+[access_log]
+path = "logs/access.log"
+"#;
+    let c = load(text).expect("valid").config;
+    let tls = c.server.tls.expect("tls");
+    assert_eq!(tls.cert_file, Path::new("/etc/pg/../certs/server.crt"));
+    assert_eq!(tls.key_file, Path::new("/abs/server.key"));
+    assert_eq!(c.access_log.path, AccessLogPath::File("/etc/pg/logs/access.log".into()));
+    assert!(c.server.public_url.https);
+}
+
+#[test]
+fn issuers_refuse_none_and_unkeyed_hmac() {
+    let text = r#"
+[server]
+listen = "127.0.0.1:8080"
+[[issuers]]
+name = "idp"
+issuer = "https://idp"
+audiences = ["pg"]
+algorithms = ["none", "HS256", "RS256"]
+"#;
+    let errors = load(text).expect_err("invalid").0;
+    let keys: Vec<&str> = errors.iter().map(|p| p.key.as_str()).collect();
+    assert!(keys.contains(&"issuers[0].algorithms"));
+    assert!(keys.contains(&"issuers[0].hmac_secret_file"));
+    assert!(keys.contains(&"issuers[0].jwks_file"));
+}

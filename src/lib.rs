@@ -1,0 +1,19 @@
+//! partnergate: an access gateway for partner portals.
+//!
+//! The request path (CONTRACT §3) is assembled in [`proxy`] from small stages:
+//! [`normalize`] → authenticate → resolve identity → [`policy`] → rate limit → forward,
+//! with [`accesslog`] and [`metrics`] off the hot path. [`app`] wires it all from a
+//! validated [`config::Config`].
+
+pub mod accesslog;
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo_portal;
+pub mod error;
+pub mod metrics;
+pub mod normalize;
+pub mod policy;
+pub mod proxy;
+pub mod tls;

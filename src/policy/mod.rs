@@ -1,0 +1,6 @@
+//! Route matching and authorisation: pure functions over the validated configuration,
+//! no I/O (DESIGN "policy is a pure crate-within-the-crate").
+
+pub mod route;
+
+pub use route::{RouteLookup, RouteMatch, RouteTable};

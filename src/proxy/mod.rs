@@ -1,0 +1,431 @@
+//! The pingora glue: one `ProxyHttp` phase per method, each calling named stages
+//! (CONTRACT §3). Only this module, `app`, `admin` and `tls` know about pingora.
+
+mod ctx;
+mod forward;
+mod respond;
+mod sni;
+mod state;
+pub mod upstream;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::ErrorType;
+
+
+pub use ctx::{Decision, RequestCtx};
+pub use sni::SniCapture;
+pub use state::{InflightGuard, Shared, Snapshot};
+
+use crate::accesslog::{rfc3339_ms, AccessRecord};
+use crate::metrics::{method_label, status_label};
+use crate::normalize;
+use crate::policy::RouteLookup;
+
+/// Route label used when no route matched, and for the gateway's reserved paths.
+pub const NO_ROUTE: &str = "none";
+pub const RESERVED_ROUTE: &str = "partnergate";
+const RESERVED_PREFIX: &str = "/.partnergate";
+
+/// The gateway's `ProxyHttp` implementation.
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+impl Gateway {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Gateway { shared }
+    }
+
+    /// Stage 0: who is on the other end of the connection.
+    fn identify_peer(&self, session: &Session, ctx: &mut RequestCtx, snapshot: &Snapshot) {
+        ctx.tls = session
+            .digest()
+            .is_some_and(|d| d.ssl_digest.is_some());
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let Some(peer) = peer else { return };
+        let server = &snapshot.config.server;
+        ctx.peer_trusted = server.is_trusted_proxy(peer);
+        let xff = header_str(session.req_header(), "x-forwarded-for");
+        ctx.client_ip = Some(forward::client_ip(peer, xff, |ip| server.is_trusted_proxy(ip)));
+        if ctx.peer_trusted {
+            if let Some(id) = header_str(session.req_header(), "x-request-id").filter(|v| normalize::is_valid_request_id(v)) {
+                ctx.request_id = id.to_string();
+            }
+        }
+    }
+
+    /// Stage 1: header limit, target and host. `Err(status)` answers the request.
+    fn clean_request(&self, session: &Session, ctx: &mut RequestCtx, limit: usize) -> Result<(), u16> {
+        let req = session.req_header();
+        if header_bytes(req) > limit {
+            ctx.deny("header_too_large");
+            return Err(431);
+        }
+        let (path, query) = match normalize::normalize_target(req.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("")) {
+            Ok(parts) => parts,
+            Err(m) => {
+                ctx.path = truncate(req.uri.path(), 512);
+                ctx.deny(m.reason());
+                return Err(400);
+            }
+        };
+        ctx.path = path.into_owned();
+        ctx.query = query.map(str::to_string);
+        let host = request_host(req).ok_or(Malformed::BadHost);
+        match host.and_then(normalize::normalize_host) {
+            Ok(h) => ctx.host = h.into_owned(),
+            Err(m) => {
+                ctx.deny(m.reason());
+                return Err(400);
+            }
+        }
+        if sni::of(session).is_some_and(|name| name != ctx.host) {
+            ctx.deny("misdirected");
+            return Err(421);
+        }
+        Ok(())
+    }
+
+    /// Stages 4–6 for this build: route lookup and the route's WebSocket rule.
+    fn route_request(&self, session: &Session, ctx: &mut RequestCtx, snapshot: &Arc<Snapshot>) -> Result<(), u16> {
+        let method = &session.req_header().method;
+        let (found, status) = match snapshot.routes.lookup(&ctx.host, &ctx.path, method) {
+            RouteLookup::Matched(m) => (m, None),
+            RouteLookup::MethodNotAllowed(m) => (m, Some(403)),
+            RouteLookup::NoRoute => {
+                ctx.deny("no_route");
+                return Err(404);
+            }
+        };
+        ctx.route = Some(found.index);
+        ctx.account = found.account.map(str::to_string);
+        if let Some(status) = status {
+            ctx.deny("method");
+            return Err(status);
+        }
+        if is_websocket_upgrade(session.req_header()) && !found.route.websocket {
+            ctx.deny("websocket_not_allowed");
+            return Err(403);
+        }
+        ctx.upstream = snapshot.route_upstream(found.index).cloned();
+        ctx.decision = Decision::Allow;
+        Ok(())
+    }
+
+    fn record(&self, session: &Session, ctx: &RequestCtx) {
+        let req = session.req_header();
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .or(ctx.local_status)
+            .unwrap_or(0);
+        let route = ctx.route_name().unwrap_or(if ctx.path.starts_with(RESERVED_PREFIX) { RESERVED_ROUTE } else { NO_ROUTE });
+        let elapsed = ctx.started.elapsed().as_secs_f64();
+        let m = &self.shared.metrics;
+        m.http_requests
+            .with_label_values(&[route, method_label(req.method.as_str()), status_label(status), ctx.decision.as_str()])
+            .inc();
+        m.request_duration.with_label_values(&[route]).observe(elapsed);
+        if let (Some(pool), Some(ms)) = (&ctx.upstream, ctx.upstream_ms) {
+            m.upstream_duration.with_label_values(&[pool.name()]).observe(ms / 1000.0);
+        }
+        self.shared.access_log.log(AccessRecord {
+            ts: rfc3339_ms(std::time::SystemTime::now()),
+            request_id: ctx.request_id.clone(),
+            client_ip: ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            method: req.method.as_str().to_string(),
+            host: ctx.host.clone(),
+            path: ctx.path.clone(),
+            status,
+            bytes_sent: session.body_bytes_sent() as u64,
+            duration_ms: round3(elapsed * 1000.0),
+            upstream_ms: ctx.upstream_ms.map(round3),
+            route: ctx.route_name().map(str::to_string),
+            upstream: ctx.upstream.as_ref().filter(|_| ctx.upstream_started.is_some()).map(|p| p.name().to_string()),
+            user: None,
+            org: None,
+            decision: ctx.decision.as_str(),
+            reason: ctx.reason,
+            user_agent: header_str(req, "user-agent").map(|ua| truncate(ua, 256)),
+        });
+    }
+}
+
+use normalize::Malformed;
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new(self.shared.next_request_id(), InflightGuard::new(self.shared.clone()))
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let snapshot = self.shared.snapshot();
+        ctx.snapshot = Some(snapshot.clone());
+        self.identify_peer(session, ctx, &snapshot);
+        let limit = snapshot.config.server.max_request_header_bytes;
+        if let Err(status) = self.clean_request(session, ctx, limit) {
+            respond::error(session, ctx, status).await?;
+            return Ok(true);
+        }
+        if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) {
+            ctx.forwarded = forward::forwarded(session.req_header(), ip, ctx.peer_trusted, ctx.tls, request_host(session.req_header()).unwrap_or(""));
+        }
+        if ctx.path == RESERVED_PREFIX || ctx.path.starts_with("/.partnergate/") {
+            ctx.decision = Decision::Allow;
+            respond::error(session, ctx, 404).await?;
+            return Ok(true);
+        }
+        if let Err(status) = self.route_request(session, ctx, &snapshot) {
+            respond::error(session, ctx, status).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        let pool = ctx
+            .upstream
+            .clone()
+            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "route without upstream"))?;
+        ctx.connect_attempts += 1;
+        ctx.upstream_started.get_or_insert_with(Instant::now);
+        let Some(addr) = pool.select() else {
+            ctx.reason = Some("no_healthy_upstream");
+            return Err(Error::explain(ErrorType::HTTPStatus(502), "no healthy upstream address"));
+        };
+        let websocket = ctx
+            .snapshot
+            .as_ref()
+            .and_then(|s| s.routes.get(ctx.route?))
+            .is_some_and(|r| r.websocket);
+        Ok(Box::new(pool.peer(addr, websocket)))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(snapshot) = ctx.snapshot.clone() else {
+            return Err(Error::explain(ErrorType::InternalError, "no configuration snapshot"));
+        };
+        forward::strip(upstream_request, &snapshot.config.session.cookie_name);
+        let route = ctx.route.and_then(|i| snapshot.routes.get(i));
+        let path = match route.and_then(|r| r.strip_prefix.as_deref()) {
+            Some(prefix) => strip_path_prefix(&ctx.path, prefix),
+            None => ctx.path.as_str(),
+        };
+        let target = match &ctx.query {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_string(),
+        };
+        let uri = http::Uri::try_from(target).or_err(ErrorType::InternalError, "normalised target is not a URI")?;
+        upstream_request.set_uri(uri);
+        if upstream_request.headers.get("host").is_none() {
+            upstream_request.insert_header("host", ctx.forwarded.host.clone())?;
+        }
+        upstream_request.insert_header("x-forwarded-for", ctx.forwarded.for_chain.clone())?;
+        upstream_request.insert_header("x-forwarded-proto", ctx.forwarded.proto.clone())?;
+        upstream_request.insert_header("x-forwarded-host", ctx.forwarded.host.clone())?;
+        upstream_request.insert_header("x-request-id", ctx.request_id.clone())?;
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(started) = ctx.upstream_started {
+            ctx.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream_response.insert_header("x-request-id", ctx.request_id.clone())?;
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // Try the next healthy address, at most once per address.
+        let addrs = ctx.upstream.as_ref().map(|p| p.len()).unwrap_or(0);
+        e.set_retry(ctx.connect_attempts < addrs);
+        e
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let (status, reason) = classify_failure(e);
+        if ctx.reason.is_none() || ctx.decision == Decision::Allow {
+            ctx.reason = ctx.reason.or(Some(reason));
+        }
+        ctx.decision = if status == 400 { Decision::Deny } else { Decision::Error };
+        if status > 0 && session.response_written().is_none() {
+            if let Err(err) = respond::error(session, ctx, status).await {
+                tracing::debug!(request_id = %ctx.request_id, "could not send error response: {err}");
+            }
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if let Some(e) = e {
+            tracing::debug!(request_id = %ctx.request_id, "request ended with error: {e}");
+        }
+        self.record(session, ctx);
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
+        // Client hang-ups are ordinary; everything else is already in the access log.
+        matches!(error.esource(), pingora::ErrorSource::Downstream)
+    }
+}
+
+/// Map a proxy failure to (status, access-log reason). Status 0: the client is gone.
+fn classify_failure(e: &Error) -> (u16, &'static str) {
+    use pingora::ErrorSource;
+    match (e.etype(), e.esource()) {
+        (ErrorType::HTTPStatus(code), _) => (*code, "upstream_unavailable"),
+        (ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout, ErrorSource::Upstream) => {
+            (504, "upstream_timeout")
+        }
+        (ErrorType::ConnectTimedout, _) => (504, "upstream_timeout"),
+        (_, ErrorSource::Upstream) => (502, "upstream_unavailable"),
+        (ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed | ErrorType::ReadTimedout | ErrorType::WriteTimedout, ErrorSource::Downstream) => {
+            (0, "client_closed")
+        }
+        (_, ErrorSource::Downstream) => (400, "malformed"),
+        (ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::TLSHandshakeFailure, _) => {
+            (502, "upstream_unavailable")
+        }
+        _ => (502, "internal"),
+    }
+}
+
+fn header_str<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The request's host: `:authority` (HTTP/2, absolute-form) or the single Host header.
+fn request_host(req: &RequestHeader) -> Option<&str> {
+    if let Some(authority) = req.uri.authority() {
+        return Some(authority.as_str());
+    }
+    let mut hosts = req.headers.get_all("host").iter();
+    let first = hosts.next()?;
+    if hosts.next().is_some() {
+        return None;
+    }
+    first.to_str().ok()
+}
+
+/// Bytes of the request head as the client sent it (approximately: line + fields).
+fn header_bytes(req: &RequestHeader) -> usize {
+    let line = req.method.as_str().len() + req.uri.to_string().len() + 11;
+    req.headers
+        .iter()
+        .fold(line, |acc, (name, value)| acc + name.as_str().len() + value.len() + 4)
+}
+
+fn is_websocket_upgrade(req: &RequestHeader) -> bool {
+    req.headers
+        .get_all("upgrade")
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket"))))
+}
+
+fn strip_path_prefix<'a>(path: &'a str, prefix: &str) -> &'a str {
+    match path.strip_prefix(prefix) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        // "/portalx" with strip_prefix "/portal": not a segment boundary, leave as is.
+        _ => path,
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// The address of an incoming connection, as an IP, if it has one.
+pub fn peer_ip(session: &Session) -> Option<IpAddr> {
+    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_stripping_keeps_a_leading_slash() {
+        assert_eq!(strip_path_prefix("/portal/x", "/portal"), "/x");
+        assert_eq!(strip_path_prefix("/portal", "/portal"), "/");
+        assert_eq!(strip_path_prefix("/portalx", "/portal"), "/portalx");
+    }
+
+    #[test]
+    fn failures_map_to_502_and_504() {
+        let cases = [
+            (Error::explain(ErrorType::ConnectRefused, "x"), ErrorSourceSet::Upstream, 502),
+            (Error::explain(ErrorType::ConnectTimedout, "x"), ErrorSourceSet::Upstream, 504),
+            (Error::explain(ErrorType::ReadTimedout, "x"), ErrorSourceSet::Upstream, 504),
+            (Error::explain(ErrorType::HTTPStatus(502), "x"), ErrorSourceSet::Internal, 502),
+            (Error::explain(ErrorType::ConnectionClosed, "x"), ErrorSourceSet::Downstream, 0),
+            (Error::explain(ErrorType::InvalidHTTPHeader, "x"), ErrorSourceSet::Downstream, 400),
+        ];
+        for (mut e, source, want) in cases {
+            e.esource = match source {
+                ErrorSourceSet::Upstream => pingora::ErrorSource::Upstream,
+                ErrorSourceSet::Downstream => pingora::ErrorSource::Downstream,
+                ErrorSourceSet::Internal => pingora::ErrorSource::Internal,
+            };
+            assert_eq!(classify_failure(&e).0, want, "{e}");
+        }
+    }
+
+    enum ErrorSourceSet {
+        Upstream,
+        Downstream,
+        Internal,
+    }
+}

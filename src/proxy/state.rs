@@ -1,0 +1,201 @@
+//! State shared by every request: the live configuration snapshot (swapped whole on
+//! reload), metrics, the access log, and the in-flight counter used to drain.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::accesslog::AccessLog;
+use crate::config::{Config, Problem};
+use crate::metrics::Metrics;
+use crate::policy::RouteTable;
+
+use super::upstream::UpstreamPool;
+
+/// Everything derived from one configuration. A request loads it once and keeps it to
+/// the end, so a reload never changes the rules under a request in flight.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub config: Arc<Config>,
+    pub routes: RouteTable,
+    pub upstreams: HashMap<String, Arc<UpstreamPool>>,
+    /// `route_upstreams[i]` is the pool of `config.routes[i]`.
+    route_upstreams: Vec<Arc<UpstreamPool>>,
+}
+
+impl Snapshot {
+    /// Build pools for every upstream. `previous` pools are reused when their
+    /// configuration is unchanged, so health state survives a reload.
+    pub fn build(config: Arc<Config>, previous: Option<&Snapshot>) -> Result<Self, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut upstreams = HashMap::new();
+        for u in &config.upstreams {
+            let reused = previous
+                .and_then(|p| p.upstreams.get(&u.name))
+                .filter(|old| same_upstream(&old.config, u));
+            match reused {
+                Some(old) => {
+                    upstreams.insert(u.name.clone(), old.clone());
+                }
+                None => match UpstreamPool::new(u.clone()) {
+                    Ok(pool) => {
+                        upstreams.insert(u.name.clone(), Arc::new(pool));
+                    }
+                    Err(reason) => problems.push(Problem {
+                        file: config.source.clone(),
+                        key: format!("upstreams.{}", u.name),
+                        reason,
+                    }),
+                },
+            }
+        }
+        let mut route_upstreams = Vec::with_capacity(config.routes.len());
+        for r in &config.routes {
+            match upstreams.get(&r.upstream) {
+                Some(pool) => route_upstreams.push(pool.clone()),
+                None => problems.push(Problem {
+                    file: config.source.clone(),
+                    key: format!("routes ({}).upstream", r.name),
+                    reason: format!("no usable upstream \"{}\"", r.upstream),
+                }),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Snapshot {
+            routes: RouteTable::new(config.clone()),
+            config,
+            upstreams,
+            route_upstreams,
+        })
+    }
+
+    pub fn route_upstream(&self, route: usize) -> Option<&Arc<UpstreamPool>> {
+        self.route_upstreams.get(route)
+    }
+}
+
+fn same_upstream(a: &crate::config::UpstreamConfig, b: &crate::config::UpstreamConfig) -> bool {
+    a.addrs == b.addrs
+        && a.tls == b.tls
+        && a.sni == b.sni
+        && a.ca_file == b.ca_file
+        && a.connect_timeout == b.connect_timeout
+        && a.read_timeout == b.read_timeout
+        && a.health_check.as_ref().map(|h| (&h.path, h.interval))
+            == b.health_check.as_ref().map(|h| (&h.path, h.interval))
+}
+
+/// Process-wide state of the gateway.
+pub struct Shared {
+    live: ArcSwap<Snapshot>,
+    pub metrics: Arc<Metrics>,
+    pub access_log: AccessLog,
+    inflight: AtomicUsize,
+    draining: AtomicBool,
+    ids: RequestIds,
+}
+
+impl Shared {
+    pub fn new(snapshot: Snapshot, metrics: Arc<Metrics>, access_log: AccessLog) -> Self {
+        Shared {
+            live: ArcSwap::from_pointee(snapshot),
+            metrics,
+            access_log,
+            inflight: AtomicUsize::new(0),
+            draining: AtomicBool::new(false),
+            ids: RequestIds::new(),
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.live.load_full()
+    }
+
+    pub fn swap(&self, snapshot: Snapshot) {
+        self.live.store(Arc::new(snapshot));
+    }
+
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::Acquire)
+    }
+
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    pub fn next_request_id(&self) -> String {
+        self.ids.next()
+    }
+}
+
+/// Counts a request in flight for as long as it lives (held by the request context).
+pub struct InflightGuard(Arc<Shared>);
+
+impl InflightGuard {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        shared.inflight.fetch_add(1, Ordering::AcqRel);
+        InflightGuard(shared)
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Request ids: a random per-process prefix and a counter. Unique, cheap, and not a
+/// secret (they are shown to clients).
+struct RequestIds {
+    prefix: u64,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        RequestIds {
+            prefix: rand::random(),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut out = String::with_capacity(28);
+        push_hex(&mut out, self.prefix, 12);
+        out.push('-');
+        push_hex(&mut out, n, 12);
+        out
+    }
+}
+
+fn push_hex(out: &mut String, value: u64, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..digits).rev() {
+        let nibble = ((value >> (i * 4)) & 0xf) as usize;
+        out.push(char::from(HEX[nibble]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_and_well_formed() {
+        let ids = RequestIds::new();
+        let a = ids.next();
+        let b = ids.next();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 25);
+        assert!(crate::normalize::is_valid_request_id(&a));
+    }
+}

@@ -1,0 +1,292 @@
+//! Test harness: starts the real `partnergate` binary on ephemeral ports with the real
+//! demo portal as its upstream, and helpers to talk to it and read what crossed the wire.
+#![allow(dead_code)]
+
+pub mod raw;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_partnergate");
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("ephemeral port")
+}
+
+pub fn free_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// Development certificates, generated once per test run by `partnergate certs dev`.
+pub fn dev_certs() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("partnergate-test-certs-{}", std::process::id()));
+        let out = Command::new(BIN)
+            .args(["certs", "dev", "--out"])
+            .arg(&dir)
+            .output()
+            .expect("run certs dev");
+        assert!(out.status.success(), "certs dev failed: {}", String::from_utf8_lossy(&out.stderr));
+        dir
+    })
+}
+
+/// The demo portal, served in-process on an ephemeral port.
+pub struct Portal {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Portal {
+    pub async fn start() -> Portal {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind portal");
+        let addr = listener.local_addr().expect("portal addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = partnergate::demo_portal::serve(listener, async move {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Portal { addr, stop: Some(tx) }
+    }
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A running gateway process with its own config, log files and ports.
+pub struct Gateway {
+    pub child: Child,
+    pub http: SocketAddr,
+    pub https: Option<SocketAddr>,
+    pub admin: SocketAddr,
+    pub dir: TempDir,
+    pub config_path: PathBuf,
+    pub access_log: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+/// Builds a gateway config: `[server]` is generated; the rest is given as TOML text.
+pub struct GatewayBuilder {
+    server_extra: String,
+    body: String,
+    tls: bool,
+}
+
+impl GatewayBuilder {
+    /// `body` holds `[upstreams.*]`, `[[routes]]` and any other section; `{portal}` is
+    /// replaced by the caller beforehand.
+    pub fn new(body: impl Into<String>) -> Self {
+        GatewayBuilder {
+            server_extra: String::new(),
+            body: body.into(),
+            tls: false,
+        }
+    }
+
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Extra `key = value` lines for `[server]`.
+    pub fn server(mut self, lines: &str) -> Self {
+        self.server_extra.push_str(lines);
+        self.server_extra.push('\n');
+        self
+    }
+
+    pub async fn start(self) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let http = free_addr();
+        let admin = free_addr();
+        let https = self.tls.then(free_addr);
+        let access_log = dir.path().join("access.log");
+        let mut server = format!(
+            "[server]\nlisten = \"{http}\"\nadmin_listen = \"{admin}\"\nthreads = 2\nshutdown_grace = \"5s\"\n{}",
+            self.server_extra
+        );
+        if let Some(addr) = https {
+            let certs = dev_certs();
+            server.push_str(&format!(
+                "tls_listen = \"{addr}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+                certs.join("server.crt").display(),
+                certs.join("server.key").display()
+            ));
+        }
+        let text = format!(
+            "{server}\n{}\n[access_log]\npath = \"{}\"\n",
+            self.body,
+            access_log.display()
+        );
+        let config_path = dir.path().join("partnergate.toml");
+        std::fs::write(&config_path, text).expect("write config");
+        let stderr_path = dir.path().join("stderr.log");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn gateway");
+        let mut gw = Gateway {
+            child,
+            http,
+            https,
+            admin,
+            dir,
+            config_path,
+            access_log,
+            stderr_path,
+        };
+        gw.wait_ready().await;
+        gw
+    }
+}
+
+impl Gateway {
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = client();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("gateway exited early with {status}: {}", self.stderr());
+            }
+            let admin_up = client.get(self.admin_url("/healthz")).send().await.is_ok();
+            let public_up = tokio::net::TcpStream::connect(self.http).await.is_ok();
+            if admin_up && public_up {
+                return;
+            }
+            assert!(Instant::now() < deadline, "gateway not ready: {}", self.stderr());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    pub fn tls_url(&self, path: &str) -> String {
+        let addr = self.https.expect("tls listener");
+        format!("https://localhost:{}{path}", addr.port())
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Wait for the process to exit (at most `limit`).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Access log lines as JSON, waiting until at least `min` are written.
+    pub async fn access_lines(&self, min: usize) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(&self.access_log).unwrap_or_default();
+            let lines: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad access log line {l:?}: {e}")))
+                .collect();
+            if lines.len() >= min || Instant::now() > deadline {
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn metrics(&self) -> String {
+        client()
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client that never follows redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+/// A TLS client trusting the dev CA, resolving localhost to 127.0.0.1.
+pub fn tls_client() -> reqwest::Client {
+    let ca = std::fs::read(dev_certs().join("ca.crt")).expect("ca.crt");
+    let ca = reqwest::Certificate::from_pem(&ca).expect("ca pem");
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .add_root_certificate(ca)
+        .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], 0)))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("tls client")
+}
+
+/// Sum of a counter's samples whose labels include every `key="value"` pair given.
+pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The standard body: one upstream named `portal` and a catch-all route.
+pub fn portal_upstream(portal: SocketAddr) -> String {
+    format!("[upstreams.portal]\naddrs = [\"{portal}\"]\n")
+}

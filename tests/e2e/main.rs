@@ -1,0 +1,8 @@
+//! End-to-end tests: the real binary, real listeners, the real demo portal upstream.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod check;
+mod dataplane;
+mod lifecycle_ops;
