@@ -25,7 +25,8 @@ impl ProxyHttp for Passthrough {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(listen), Some(upstream), Some(threads)) = (args.get(1), args.get(2), args.get(3)) else {
+    let (Some(listen), Some(upstream), Some(threads)) = (args.get(1), args.get(2), args.get(3))
+    else {
         eprintln!("usage: passthrough LISTEN_ADDR UPSTREAM_ADDR THREADS");
         std::process::exit(2);
     };
@@ -41,7 +42,8 @@ fn main() {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let mut service = pingora::proxy::http_proxy_service(&server.configuration, Passthrough { upstream });
+    let mut service =
+        pingora::proxy::http_proxy_service(&server.configuration, Passthrough { upstream });
     service.add_tcp(listen);
     server.add_service(service);
     server.run_forever();

@@ -29,7 +29,11 @@ pub fn router(shared: Arc<Shared>, reloader: Arc<Reloader>) -> Router {
 }
 
 /// Serve the admin API until the process exits.
-pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, reloader: Arc<Reloader>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    reloader: Arc<Reloader>,
+) {
     if let Err(e) = axum::serve(listener, router(shared, reloader)).await {
         tracing::error!("admin listener stopped: {e}");
     }
@@ -37,7 +41,10 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, reloa
 
 async fn metrics(State(s): State<AdminState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.shared.metrics.encode(),
     )
         .into_response()
@@ -58,14 +65,22 @@ async fn readyz(State(s): State<AdminState>) -> Response {
     let mut names: Vec<&String> = snapshot.upstreams.keys().collect();
     names.sort();
     for name in names {
-        if snapshot.upstreams.get(name).is_some_and(|pool| !pool.any_healthy()) {
+        if snapshot
+            .upstreams
+            .get(name)
+            .is_some_and(|pool| !pool.any_healthy())
+        {
             not_ready.push(format!("upstream {name}: no healthy address"));
         }
     }
     if not_ready.is_empty() {
         (StatusCode::OK, Json(json!({ "ready": true }))).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false, "not_ready": not_ready }))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ready": false, "not_ready": not_ready })),
+        )
+            .into_response()
     }
 }
 
@@ -74,7 +89,11 @@ async fn reload(State(s): State<AdminState>) -> Response {
         Ok(()) => (StatusCode::OK, Json(json!({ "reloaded": true }))).into_response(),
         Err(problems) => {
             let errors: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "reloaded": false, "errors": errors }))).into_response()
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({ "reloaded": false, "errors": errors })),
+            )
+                .into_response()
         }
     }
 }

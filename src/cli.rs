@@ -6,10 +6,19 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "partnergate", version, about = "Access gateway for partner portals")]
+#[command(
+    name = "partnergate",
+    version,
+    about = "Access gateway for partner portals"
+)]
 pub struct Cli {
     /// Configuration file.
-    #[arg(long, global = true, env = "PARTNERGATE_CONFIG", default_value = "config/partnergate.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "PARTNERGATE_CONFIG",
+        default_value = "config/partnergate.toml"
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -100,8 +109,12 @@ impl Command {
             Command::Run => "run",
             Command::Check => "check",
             Command::Explain { .. } => "explain",
-            Command::Directory { command: DirectoryCommand::Import { .. } } => "directory import",
-            Command::Directory { command: DirectoryCommand::Export { .. } } => "directory export",
+            Command::Directory {
+                command: DirectoryCommand::Import { .. },
+            } => "directory import",
+            Command::Directory {
+                command: DirectoryCommand::Export { .. },
+            } => "directory export",
             Command::HashPassword => "hash-password",
             Command::Certs { .. } => "certs dev",
             Command::DemoPortal { .. } => "demo-portal",

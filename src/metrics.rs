@@ -1,1 +1,366 @@
-//! TODO-stub
+//! The Prometheus registry (CONTRACT §4): every metric and label name as a constant,
+//! the metrics the data plane records, and bounded label values for the hot path.
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Metric names from CONTRACT §4, plus `partnergate_access_log_dropped_total`.
+pub mod names {
+    pub const HTTP_REQUESTS_TOTAL: &str = "partnergate_http_requests_total";
+    pub const HTTP_REQUEST_DURATION_SECONDS: &str = "partnergate_http_request_duration_seconds";
+    pub const UPSTREAM_REQUEST_DURATION_SECONDS: &str =
+        "partnergate_upstream_request_duration_seconds";
+    pub const UPSTREAM_HEALTHY: &str = "partnergate_upstream_healthy";
+    pub const LOGINS_TOTAL: &str = "partnergate_logins_total";
+    pub const LOGIN_LOCKOUTS_TOTAL: &str = "partnergate_login_lockouts_total";
+    pub const SESSIONS_ACTIVE: &str = "partnergate_sessions_active";
+    pub const USERS: &str = "partnergate_users";
+    pub const USERS_ACTIVE: &str = "partnergate_users_active";
+    pub const ORGS: &str = "partnergate_orgs";
+    pub const POLICY_DENIALS_TOTAL: &str = "partnergate_policy_denials_total";
+    pub const RATELIMIT_REJECTIONS_TOTAL: &str = "partnergate_ratelimit_rejections_total";
+    pub const DIRECTORY_CACHE_REQUESTS_TOTAL: &str = "partnergate_directory_cache_requests_total";
+    pub const CONFIG_RELOADS_TOTAL: &str = "partnergate_config_reloads_total";
+    pub const BUILD_INFO: &str = "partnergate_build_info";
+    /// Not in CONTRACT §4: access log lines lost because the queue was full or the
+    /// writer had stopped.
+    pub const ACCESS_LOG_DROPPED_TOTAL: &str = "partnergate_access_log_dropped_total";
+}
+
+/// Label names used by the metrics above.
+pub mod labels {
+    pub const ROUTE: &str = "route";
+    pub const METHOD: &str = "method";
+    pub const STATUS: &str = "status";
+    pub const DECISION: &str = "decision";
+    pub const UPSTREAM: &str = "upstream";
+    pub const ADDR: &str = "addr";
+    pub const ORG: &str = "org";
+    pub const RESULT: &str = "result";
+    pub const KIND: &str = "kind";
+    pub const WINDOW: &str = "window";
+    pub const REASON: &str = "reason";
+    pub const KEY: &str = "key";
+    pub const VERSION: &str = "version";
+}
+
+/// Values of the `result` label of `partnergate_config_reloads_total`.
+pub mod reload_result {
+    pub const SUCCESS: &str = "success";
+    pub const ERROR: &str = "error";
+}
+
+/// Seconds; from sub-millisecond local answers to the longest sensible upstream wait.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The metrics the data plane records, in their own registry.
+pub struct Metrics {
+    pub http_requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub upstream_duration: HistogramVec,
+    pub upstream_healthy: IntGaugeVec,
+    pub config_reloads: IntCounterVec,
+    pub access_log_dropped: IntCounter,
+    registry: Registry,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        use labels::*;
+        let registry = Registry::new();
+        let reg = Register(&registry);
+        reg.build_info();
+        let metrics = Metrics {
+            http_requests: reg.counter_vec(
+                names::HTTP_REQUESTS_TOTAL,
+                "Requests answered on the public listeners, by route, method, status and policy decision.",
+                &[ROUTE, METHOD, STATUS, DECISION],
+            ),
+            request_duration: reg.histogram_vec(
+                names::HTTP_REQUEST_DURATION_SECONDS,
+                "Time from receiving a request to finishing its response, in seconds.",
+                &[ROUTE],
+            ),
+            upstream_duration: reg.histogram_vec(
+                names::UPSTREAM_REQUEST_DURATION_SECONDS,
+                "Time spent waiting on the upstream for a forwarded request, in seconds.",
+                &[UPSTREAM],
+            ),
+            upstream_healthy: reg.gauge_vec(
+                names::UPSTREAM_HEALTHY,
+                "1 if the upstream address passes its health check, 0 if not.",
+                &[UPSTREAM, ADDR],
+            ),
+            config_reloads: reg.counter_vec(
+                names::CONFIG_RELOADS_TOTAL,
+                "Configuration reloads (SIGHUP or POST /reload), by result.",
+                &[RESULT],
+            ),
+            access_log_dropped: reg.counter(
+                names::ACCESS_LOG_DROPPED_TOTAL,
+                "Access log lines dropped because the queue was full or could not be written.",
+            ),
+            registry,
+        };
+        // Both results exist from the start so that rate() and alerts see a zero.
+        for result in [reload_result::SUCCESS, reload_result::ERROR] {
+            metrics.config_reloads.with_label_values(&[result]);
+        }
+        metrics
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The registry in the Prometheus text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out) {
+            tracing::error!("encoding metrics failed: {e}");
+        }
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Creates and registers metrics. The definitions are constants, so a failure is a
+/// programming error caught by the tests, not a runtime condition.
+struct Register<'a>(&'a Registry);
+
+impl Register<'_> {
+    fn add<C: prometheus::core::Collector + Clone + 'static>(&self, c: C) -> C {
+        self.0
+            .register(Box::new(c.clone()))
+            .expect("metric definitions are unique and valid");
+        c
+    }
+
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.add(IntCounter::with_opts(Opts::new(name, help)).expect("valid counter"))
+    }
+
+    fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter"))
+    }
+
+    fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge"))
+    }
+
+    fn histogram_vec(&self, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(DURATION_BUCKETS.to_vec());
+        self.add(HistogramVec::new(opts, labels).expect("valid histogram"))
+    }
+
+    fn build_info(&self) {
+        let opts = Opts::new(
+            names::BUILD_INFO,
+            "Always 1; the version label names the running build.",
+        )
+        .const_label(labels::VERSION, env!("CARGO_PKG_VERSION"));
+        self.add(IntGauge::with_opts(opts).expect("valid gauge"))
+            .set(1);
+    }
+}
+
+/// The `method` label: the standard methods as themselves, anything else `other`.
+pub fn method_label(m: &str) -> &'static str {
+    match m {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "CONNECT" => "CONNECT",
+        "OPTIONS" => "OPTIONS",
+        "TRACE" => "TRACE",
+        "PATCH" => "PATCH",
+        _ => "other",
+    }
+}
+
+macro_rules! status_codes {
+    ($code:expr; $($known:literal)*) => {
+        match $code {
+            $($known => stringify!($known),)*
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            500..=599 => "5xx",
+            _ => "other",
+        }
+    };
+}
+
+/// The `status` label: common codes as themselves, other valid codes as their class
+/// (`4xx`), anything outside 100–599 (0 = no response was sent) as `other`.
+pub fn status_label(code: u16) -> &'static str {
+    status_codes!(code;
+        100 101 103
+        200 201 202 203 204 205 206 207
+        300 301 302 303 304 307 308
+        400 401 402 403 404 405 406 407 408 409 410 411 412 413 414 415 416 417 418
+        421 422 423 424 425 426 428 429 431 451
+        500 501 502 503 504 505 506 507 508 510 511
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exercised() -> Metrics {
+        let m = Metrics::new();
+        m.http_requests
+            .with_label_values(&["dashboard", "GET", "200", "allow"])
+            .inc();
+        m.request_duration
+            .with_label_values(&["dashboard"])
+            .observe(0.002);
+        m.upstream_duration
+            .with_label_values(&["portal"])
+            .observe(0.001);
+        m.upstream_healthy
+            .with_label_values(&["portal", "127.0.0.1:9000"])
+            .set(1);
+        m.config_reloads
+            .with_label_values(&[reload_result::SUCCESS])
+            .inc();
+        m.access_log_dropped.inc();
+        m
+    }
+
+    #[test]
+    fn encode_has_help_and_type_for_every_registered_metric() {
+        let text = exercised().encode();
+        for (name, kind) in [
+            (names::HTTP_REQUESTS_TOTAL, "counter"),
+            (names::HTTP_REQUEST_DURATION_SECONDS, "histogram"),
+            (names::UPSTREAM_REQUEST_DURATION_SECONDS, "histogram"),
+            (names::UPSTREAM_HEALTHY, "gauge"),
+            (names::CONFIG_RELOADS_TOTAL, "counter"),
+            (names::ACCESS_LOG_DROPPED_TOTAL, "counter"),
+            (names::BUILD_INFO, "gauge"),
+        ] {
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "no HELP for {name}:\n{text}"
+            );
+            assert!(
+                text.contains(&format!("# TYPE {name} {kind}\n")),
+                "no TYPE for {name}:\n{text}"
+            );
+        }
+        let build = format!(
+            "{}{{version=\"{}\"}} 1\n",
+            names::BUILD_INFO,
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&build), "{text}");
+        assert!(text.contains(
+            "partnergate_http_request_duration_seconds_bucket{route=\"dashboard\",le=\"0.0025\"} 1"
+        ));
+        assert!(text.contains("partnergate_access_log_dropped_total 1\n"));
+    }
+
+    #[test]
+    fn fresh_registry_shows_build_info_drops_and_both_reload_results() {
+        let text = Metrics::default().encode();
+        assert!(text.contains("partnergate_build_info{version="));
+        assert!(text.contains("partnergate_access_log_dropped_total 0\n"));
+        assert!(text.contains("partnergate_config_reloads_total{result=\"success\"} 0\n"));
+        assert!(text.contains("partnergate_config_reloads_total{result=\"error\"} 0\n"));
+    }
+
+    #[test]
+    fn every_name_is_prefixed_and_distinct() {
+        let all = [
+            names::HTTP_REQUESTS_TOTAL,
+            names::HTTP_REQUEST_DURATION_SECONDS,
+            names::UPSTREAM_REQUEST_DURATION_SECONDS,
+            names::UPSTREAM_HEALTHY,
+            names::LOGINS_TOTAL,
+            names::LOGIN_LOCKOUTS_TOTAL,
+            names::SESSIONS_ACTIVE,
+            names::USERS,
+            names::USERS_ACTIVE,
+            names::ORGS,
+            names::POLICY_DENIALS_TOTAL,
+            names::RATELIMIT_REJECTIONS_TOTAL,
+            names::DIRECTORY_CACHE_REQUESTS_TOTAL,
+            names::CONFIG_RELOADS_TOTAL,
+            names::BUILD_INFO,
+            names::ACCESS_LOG_DROPPED_TOTAL,
+        ];
+        let distinct: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len());
+        assert!(all.iter().all(|n| n.starts_with("partnergate_")));
+    }
+
+    #[test]
+    fn method_label_is_bounded() {
+        for (method, label) in [
+            ("GET", "GET"),
+            ("HEAD", "HEAD"),
+            ("POST", "POST"),
+            ("PUT", "PUT"),
+            ("DELETE", "DELETE"),
+            ("CONNECT", "CONNECT"),
+            ("OPTIONS", "OPTIONS"),
+            ("TRACE", "TRACE"),
+            ("PATCH", "PATCH"),
+            ("get", "other"),
+            ("PROPFIND", "other"),
+            ("", "other"),
+        ] {
+            assert_eq!(method_label(method), label, "{method}");
+        }
+    }
+
+    #[test]
+    fn status_label_is_bounded() {
+        for (code, label) in [
+            (200, "200"),
+            (302, "302"),
+            (404, "404"),
+            (421, "421"),
+            (429, "429"),
+            (502, "502"),
+            (504, "504"),
+            (102, "1xx"),
+            (299, "2xx"),
+            (399, "3xx"),
+            (499, "4xx"),
+            (599, "5xx"),
+            (0, "other"),
+            (99, "other"),
+            (600, "other"),
+            (u16::MAX, "other"),
+        ] {
+            assert_eq!(status_label(code), label, "{code}");
+        }
+    }
+
+    #[test]
+    fn status_label_is_the_code_or_its_class() {
+        for code in 100..=599u16 {
+            let label = status_label(code);
+            let class = format!("{}xx", code / 100);
+            assert!(
+                label == code.to_string() || label == class,
+                "{code} -> {label}"
+            );
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Request-target, Host and header-name checks (CONTRACT §3 steps 1–2).
 //!
 //! Pure and std-only on purpose: the fuzz crate includes this file directly, and the proxy
-//! calls it on every request, so the already-normal case is one scan with no allocation.
+//! calls it on every request, so the already-normal case is checked without allocating.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -139,9 +139,31 @@ impl Shape {
     }
 }
 
-/// One pass over the path: `Ok(true)` when it is already normal. Stops at the first thing
-/// to rewrite and leaves the remaining checks to [`rewrite`].
+/// `Ok(true)` when the path is already normal. Stops at the first thing to rewrite and
+/// leaves the remaining checks to [`rewrite`].
 fn is_normal(bytes: &[u8]) -> Result<bool, Malformed> {
+    if is_plainly_normal(bytes) {
+        return Ok(true);
+    }
+    scan(bytes)
+}
+
+/// The common case, in two branch-free passes the compiler vectorises: only visible ASCII
+/// without '%' or '\\', and no '/' followed by '/' or '.'. Conservative: "/.well-known"
+/// and canonical escapes fall through to [`scan`].
+fn is_plainly_normal(bytes: &[u8]) -> bool {
+    let plain = bytes.iter().fold(true, |ok, &b| {
+        ok & (b.wrapping_sub(0x21) < 0x5E) & (b != b'%') & (b != b'\\')
+    });
+    let tail = bytes.get(1..).unwrap_or_default();
+    let slash_then_dot_or_slash = bytes.iter().zip(tail).fold(false, |found, (&a, &b)| {
+        found | ((a == b'/') & ((b == b'/') | (b == b'.')))
+    });
+    plain && !slash_then_dot_or_slash
+}
+
+/// Byte-by-byte check of what [`is_plainly_normal`] could not decide.
+fn scan(bytes: &[u8]) -> Result<bool, Malformed> {
     let mut shape = Shape::Empty;
     let mut i = 1;
     while let Some(&b) = bytes.get(i) {
@@ -170,57 +192,56 @@ fn is_normal(bytes: &[u8]) -> Result<bool, Malformed> {
     Ok(!matches!(shape, Shape::Dot | Shape::DotDot))
 }
 
-/// Build the normal form: decode each segment in place, then drop or pop it when it turns
+/// Build the normal form: decode each segment into `out`, then drop or pop it when it turns
 /// out to be empty, `.` or `..` (RFC 3986 remove_dot_segments, with `//` merged).
 fn rewrite(bytes: &[u8]) -> Result<String, Malformed> {
     let mut out = Vec::with_capacity(bytes.len());
     out.push(b'/');
-    let mut last_kept = false;
-    for segment in bytes.get(1..).unwrap_or_default().split(|&b| b == b'/') {
-        let mark = out.len();
-        decode_segment(segment, &mut out)?;
-        last_kept = match out.get(mark..) {
-            Some([] | [b'.']) => {
-                out.truncate(mark);
-                false
+    let mut mark = 1;
+    let mut i = 1;
+    loop {
+        match bytes.get(i) {
+            Some(&b) if matches!(class(b), Class::Plain | Class::Dot) => out.push(b),
+            Some(b'%') => {
+                match read_escape(bytes, i)? {
+                    Escape::Unreserved(c) => out.push(c),
+                    Escape::Kept { value, .. } => out.extend_from_slice(&encode(value)),
+                }
+                i += 2;
             }
-            Some([b'.', b'.']) => {
-                pop_segment(&mut out, mark);
-                false
+            Some(b'/') => {
+                end_segment(&mut out, mark);
+                mark = out.len();
             }
-            _ => {
-                out.push(b'/');
-                true
-            }
-        };
+            Some(_) => return Err(Malformed::ForbiddenByte),
+            None => break,
+        }
+        i += 1;
     }
-    // Every kept segment was followed by '/'; the last one only keeps it if the input had it.
-    if last_kept {
+    // Every kept segment is followed by '/'; the last one keeps it only if the input had it.
+    if end_segment(&mut out, mark) {
         out.pop();
     }
     String::from_utf8(out).map_err(|_| Malformed::ForbiddenByte)
 }
 
-/// Append `segment` to `out` with unreserved escapes decoded and the others upper-cased.
-fn decode_segment(segment: &[u8], out: &mut Vec<u8>) -> Result<(), Malformed> {
-    let mut i = 0;
-    while let Some(&b) = segment.get(i) {
-        match class(b) {
-            Class::Forbidden => return Err(Malformed::ForbiddenByte),
-            Class::Percent => {
-                match read_escape(segment, i)? {
-                    Escape::Unreserved(c) => out.push(c),
-                    Escape::Kept { value, .. } => out.extend_from_slice(&encode(value)),
-                }
-                i += 3;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
+/// Close the segment written to `out` from `mark`: drop it when empty or `.`, pop its
+/// parent too when `..`, else keep it and add a '/'. Returns whether it was kept.
+fn end_segment(out: &mut Vec<u8>, mark: usize) -> bool {
+    match out.get(mark..) {
+        Some([] | [b'.']) => {
+            out.truncate(mark);
+            false
+        }
+        Some([b'.', b'.']) => {
+            pop_segment(out, mark);
+            false
+        }
+        _ => {
+            out.push(b'/');
+            true
         }
     }
-    Ok(())
 }
 
 /// Remove the `..` just written at `mark` and the segment before it (none at the root).
@@ -367,15 +388,16 @@ fn check_reg_name(name: &str) -> Result<&str, Malformed> {
 /// true for any header that claims to be gateway-set identity: names starting with
 /// "x-partner-" or "x_partner_" in any case (also mixes like "X-Partner_User").
 pub fn is_partner_header(name: &str) -> bool {
-    match name.as_bytes() {
-        [x, sep1, p, a, r, t, n, e, r2, sep2, ..] => {
-            x.eq_ignore_ascii_case(&b'x')
-                && matches!(sep1, b'-' | b'_')
-                && [*p, *a, *r, *t, *n, *e, *r2].eq_ignore_ascii_case(b"partner")
-                && matches!(sep2, b'-' | b'_')
-        }
-        _ => false,
-    }
+    let Some(prefix) = name.as_bytes().get(..10) else {
+        return false;
+    };
+    prefix
+        .iter()
+        .zip(b"x-partner-")
+        .all(|(&got, &want)| match want {
+            b'-' => got == b'-' || got == b'_',
+            _ => got.to_ascii_lowercase() == want,
+        })
 }
 
 /// RFC 9110 hop-by-hop fields (any case).

@@ -22,7 +22,9 @@ pub fn main(cli: Cli) -> ExitCode {
             Err(e) => report(&e),
         },
         Command::Check => check(&cli.config),
-        Command::Certs { command: CertsCommand::Dev { out } } => certs_dev(&out),
+        Command::Certs {
+            command: CertsCommand::Dev { out },
+        } => certs_dev(&out),
         Command::DemoPortal { listen } => demo_portal(listen),
         other => {
             eprintln!(
@@ -69,8 +71,14 @@ pub fn validate(path: &Path) -> Result<Validated, Vec<Problem>> {
         None => None,
     };
     if let AccessLogPath::File(file) = &config.access_log.path {
-        if file.parent().is_some_and(|dir| !dir.as_os_str().is_empty() && !dir.is_dir()) {
-            problems.push(problem("access_log.path", format!("directory of {} does not exist", file.display())));
+        if file
+            .parent()
+            .is_some_and(|dir| !dir.as_os_str().is_empty() && !dir.is_dir())
+        {
+            problems.push(problem(
+                "access_log.path",
+                format!("directory of {} does not exist", file.display()),
+            ));
         }
     }
     let snapshot = match Snapshot::build(config.clone(), None) {
@@ -132,7 +140,10 @@ fn certs_dev(out: &Path) -> ExitCode {
 
 fn demo_portal(listen: std::net::SocketAddr) -> ExitCode {
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start runtime: {e}");

@@ -56,16 +56,26 @@ impl Reloader {
             }
         };
         let label = if outcome.is_ok() { "success" } else { "error" };
-        self.shared.metrics.config_reloads.with_label_values(&[label]).inc();
+        self.shared
+            .metrics
+            .config_reloads
+            .with_label_values(&[label])
+            .inc();
         outcome
     }
 
     fn start_health_checks(&self, new: &Snapshot) {
         let old = self.shared.snapshot();
         for (name, pool) in &new.upstreams {
-            let reused = old.upstreams.get(name).is_some_and(|o| Arc::ptr_eq(o, pool));
+            let reused = old
+                .upstreams
+                .get(name)
+                .is_some_and(|o| Arc::ptr_eq(o, pool));
             if !reused {
-                self.runtime.spawn(upstream::health_loop(Arc::downgrade(pool), self.shared.metrics.clone()));
+                self.runtime.spawn(upstream::health_loop(
+                    Arc::downgrade(pool),
+                    self.shared.metrics.clone(),
+                ));
             }
         }
     }

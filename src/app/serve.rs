@@ -29,19 +29,28 @@ pub fn run(path: &Path) -> Result<(), StartError> {
     }
     let config = validated.snapshot.config.clone();
     preflight_bind(&config)?;
-    let admin = std::net::TcpListener::bind(config.server.admin_listen).map_err(|source| StartError::Bind {
-        addr: config.server.admin_listen,
-        source,
+    let admin = std::net::TcpListener::bind(config.server.admin_listen).map_err(|source| {
+        StartError::Bind {
+            addr: config.server.admin_listen,
+            source,
+        }
     })?;
-    admin.set_nonblocking(true).map_err(|e| StartError::Runtime(e.to_string()))?;
+    admin
+        .set_nonblocking(true)
+        .map_err(|e| StartError::Runtime(e.to_string()))?;
 
     let metrics = Arc::new(Metrics::new());
     let target = match &config.access_log.path {
         AccessLogPath::Stdout => AccessLogTarget::Stdout,
         AccessLogPath::File(p) => AccessLogTarget::File(p.clone()),
     };
-    let (access_log, writer) = accesslog::channel(target, ACCESS_LOG_QUEUE, metrics.access_log_dropped.clone());
-    let shared = Arc::new(Shared::new(validated.snapshot, metrics.clone(), access_log.clone()));
+    let (access_log, writer) =
+        accesslog::channel(target, ACCESS_LOG_QUEUE, metrics.access_log_dropped.clone());
+    let shared = Arc::new(Shared::new(
+        validated.snapshot,
+        metrics.clone(),
+        access_log.clone(),
+    ));
 
     let background = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -49,7 +58,11 @@ pub fn run(path: &Path) -> Result<(), StartError> {
         .enable_all()
         .build()
         .map_err(|e| StartError::Runtime(format!("background runtime: {e}")))?;
-    let reloader = Arc::new(Reloader::new(path.to_path_buf(), shared.clone(), background.handle().clone()));
+    let reloader = Arc::new(Reloader::new(
+        path.to_path_buf(),
+        shared.clone(),
+        background.handle().clone(),
+    ));
     background.spawn(async move {
         if let Err(e) = writer.run().await {
             tracing::error!("access log writer stopped: {e}");
@@ -58,13 +71,20 @@ pub fn run(path: &Path) -> Result<(), StartError> {
     for pool in shared.snapshot().upstreams.values() {
         background.spawn(upstream::health_loop(Arc::downgrade(pool), metrics.clone()));
     }
-    let admin = tokio::net::TcpListener::from_std(admin).map_err(|e| StartError::Runtime(e.to_string()))?;
+    let admin = {
+        let _in_runtime = background.enter();
+        tokio::net::TcpListener::from_std(admin).map_err(|e| StartError::Runtime(e.to_string()))?
+    };
     background.spawn(crate::admin::serve(admin, shared.clone(), reloader.clone()));
     background.spawn(operator_signals(shared.clone(), reloader));
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
-    let mut service = pingora::proxy::http_proxy_service_with_name(&server.configuration, Gateway::new(shared.clone()), "partnergate");
+    let mut service = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(shared.clone()),
+        "partnergate",
+    );
     if let Some(addr) = config.server.listen {
         service.add_tcp(&addr.to_string());
     }
@@ -90,14 +110,15 @@ pub fn run(path: &Path) -> Result<(), StartError> {
 }
 
 fn server_conf(config: &Config) -> ServerConf {
-    let mut conf = ServerConf::default();
-    conf.threads = config.server.threads;
-    conf.work_stealing = true;
-    // Backstop only: the drain thread exits as soon as in-flight requests are done.
-    conf.grace_period_seconds = Some(config.server.shutdown_grace.as_secs() + 2);
-    conf.graceful_shutdown_timeout_seconds = Some(1);
-    conf.upstream_keepalive_pool_size = 1024;
-    conf
+    ServerConf {
+        threads: config.server.threads,
+        work_stealing: true,
+        // Backstop only: the drain thread exits as soon as in-flight requests are done.
+        grace_period_seconds: Some(config.server.shutdown_grace.as_secs() + 2),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upstream_keepalive_pool_size: 1024,
+        ..ServerConf::default()
+    }
 }
 
 /// TLS 1.2/1.3 with the validated certificate, ALPN h2 + http/1.1, SNI remembered.
@@ -112,7 +133,10 @@ fn tls_settings(cert: Arc<rustls::sign::CertifiedKey>) -> Result<TlsSettings, St
 /// pingora binds inside its own threads and exits on failure without naming the
 /// address; try each public address first so the operator gets a clear message.
 fn preflight_bind(config: &Config) -> Result<(), StartError> {
-    let addrs = [config.server.listen, config.server.tls.as_ref().map(|t| t.listen)];
+    let addrs = [
+        config.server.listen,
+        config.server.tls.as_ref().map(|t| t.listen),
+    ];
     for addr in addrs.into_iter().flatten() {
         std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
     }
@@ -126,7 +150,10 @@ fn log_listening(config: &Config) {
     if let Some(tls) = &config.server.tls {
         tracing::info!("listening on https://{} (HTTP/2 and HTTP/1.1)", tls.listen);
     }
-    tracing::info!("admin listener on http://{} (/metrics /healthz /readyz /reload)", config.server.admin_listen);
+    tracing::info!(
+        "admin listener on http://{} (/metrics /healthz /readyz /reload)",
+        config.server.admin_listen
+    );
 }
 
 /// SIGTERM and SIGINT both stop gracefully (pingora's default makes SIGINT a fast stop).
@@ -138,7 +165,10 @@ struct StopSignals {
 #[async_trait]
 impl ShutdownSignalWatch for StopSignals {
     async fn recv(&self) -> ShutdownSignal {
-        let (term, int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        let (term, int) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(t), Ok(i)) => (t, i),
             (Err(e), _) | (_, Err(e)) => {
                 tracing::error!("cannot watch stop signals: {e}");
@@ -151,7 +181,10 @@ impl ShutdownSignalWatch for StopSignals {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         };
-        tracing::info!("{name}: draining {} in-flight request(s)", self.shared.inflight());
+        tracing::info!(
+            "{name}: draining {} in-flight request(s)",
+            self.shared.inflight()
+        );
         self.shared.set_draining();
         let _ = self.stop_tx.send(Instant::now());
         ShutdownSignal::GracefulTerminate
@@ -177,14 +210,18 @@ fn drain_then_exit(
         tracing::warn!("shutdown grace ({grace:?}) over with {left} request(s) still in flight");
     }
     let log = shared.access_log.clone();
-    let _ = runtime.block_on(async move { tokio::time::timeout(Duration::from_secs(2), log.flush()).await });
+    let _ = runtime
+        .block_on(async move { tokio::time::timeout(Duration::from_secs(2), log.flush()).await });
     tracing::info!("stopped");
     std::process::exit(0);
 }
 
 /// SIGHUP reloads the configuration; SIGUSR1 reopens the access log file.
 async fn operator_signals(shared: Arc<Shared>, reloader: Arc<Reloader>) {
-    let (Ok(mut hup), Ok(mut usr1)) = (signal(SignalKind::hangup()), signal(SignalKind::user_defined1())) else {
+    let (Ok(mut hup), Ok(mut usr1)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
+    ) else {
         tracing::error!("cannot watch SIGHUP/SIGUSR1");
         return;
     };

@@ -16,7 +16,10 @@ impl HostPattern {
         let lower = raw.trim().to_ascii_lowercase();
         let lower = lower.strip_suffix('.').unwrap_or(&lower).to_string();
         let (pattern, name) = match lower.strip_prefix("*.") {
-            Some(rest) => (HostPattern::Subdomains(format!(".{rest}")), rest.to_string()),
+            Some(rest) => (
+                HostPattern::Subdomains(format!(".{rest}")),
+                rest.to_string(),
+            ),
             None => (HostPattern::Exact(lower.clone()), lower),
         };
         if !valid_host_name(&name) {
@@ -111,11 +114,15 @@ impl PathTemplate {
                 return Err(format!("\"{raw}\": {{account}} may appear only once"));
             }
             if !rest[..open].ends_with('/') {
-                return Err(format!("\"{raw}\": {{account}} must be a whole path segment"));
+                return Err(format!(
+                    "\"{raw}\": {{account}} must be a whole path segment"
+                ));
             }
             let after = &rest[close + 1..];
             if !(after.is_empty() || after.starts_with('/')) {
-                return Err(format!("\"{raw}\": {{account}} must be a whole path segment"));
+                return Err(format!(
+                    "\"{raw}\": {{account}} must be a whole path segment"
+                ));
             }
             pieces.push(Piece::Literal(rest[..open].to_string()));
             pieces.push(Piece::Account);
@@ -184,9 +191,12 @@ impl PathTemplate {
         if other.has_account() {
             return self.raw.starts_with(&other.raw)
                 || (self.pieces.len() >= other.pieces.len()
-                    && self.pieces[..other.pieces.len() - 1] == other.pieces[..other.pieces.len() - 1]
+                    && self.pieces[..other.pieces.len() - 1]
+                        == other.pieces[..other.pieces.len() - 1]
                     && match (other.pieces.last(), self.pieces.get(other.pieces.len() - 1)) {
-                        (Some(Piece::Literal(o)), Some(Piece::Literal(s))) => s.starts_with(o.as_str()),
+                        (Some(Piece::Literal(o)), Some(Piece::Literal(s))) => {
+                            s.starts_with(o.as_str())
+                        }
                         (Some(Piece::Account), Some(Piece::Account)) => true,
                         _ => false,
                     });
@@ -221,8 +231,20 @@ mod tests {
             let p = HostPattern::parse(pattern).expect("valid pattern");
             assert_eq!(p.matches(host), *want, "{pattern} vs {host}");
         }
-        for bad in ["", "*", "a b", "host:80", "*.", "a..b", "x.*.com", "ex_ample.com"] {
-            assert!(HostPattern::parse(bad).is_err(), "{bad:?} should be refused");
+        for bad in [
+            "",
+            "*",
+            "a b",
+            "host:80",
+            "*.",
+            "a..b",
+            "x.*.com",
+            "ex_ample.com",
+        ] {
+            assert!(
+                HostPattern::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 
@@ -234,7 +256,11 @@ mod tests {
             ("/dashboard", "/dashboard/x", Some(None)),
             ("/dashboard", "/dash", None),
             ("/clients/{account}/", "/clients/c-42/", Some(Some("c-42"))),
-            ("/clients/{account}/", "/clients/c-42/reports", Some(Some("c-42"))),
+            (
+                "/clients/{account}/",
+                "/clients/c-42/reports",
+                Some(Some("c-42")),
+            ),
             ("/clients/{account}/", "/clients/c-42", None),
             ("/clients/{account}/", "/clients//", None),
             ("/clients/{account}", "/clients/c-42", Some(Some("c-42"))),
@@ -244,10 +270,25 @@ mod tests {
         ];
         for (template, path, want) in cases {
             let t = PathTemplate::parse(template).expect("valid template");
-            assert_eq!(t.matches(path).map(|c| c.account), *want, "{template} vs {path}");
+            assert_eq!(
+                t.matches(path).map(|c| c.account),
+                *want,
+                "{template} vs {path}"
+            );
         }
-        for bad in ["clients", "/c/{user}/", "/c/{account}{account}", "/c/x{account}/", "/c/{account}x", "/c/{account", "/c/}"] {
-            assert!(PathTemplate::parse(bad).is_err(), "{bad:?} should be refused");
+        for bad in [
+            "clients",
+            "/c/{user}/",
+            "/c/{account}{account}",
+            "/c/x{account}/",
+            "/c/{account}x",
+            "/c/{account",
+            "/c/}",
+        ] {
+            assert!(
+                PathTemplate::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 

@@ -103,7 +103,13 @@ impl Validator {
         if !(raw.per_second.is_finite() && raw.per_second > 0.0 && raw.per_second <= 1e9) {
             self.problem(format!("{key}.per_second"), "must be a number above 0");
         }
-        let burst = self.int(&format!("{key}.burst"), Some(raw.burst), 1, 1, u32::MAX as i64);
+        let burst = self.int(
+            &format!("{key}.burst"),
+            Some(raw.burst),
+            1,
+            1,
+            u32::MAX as i64,
+        );
         RateSpec {
             per_second: raw.per_second,
             burst: u32::try_from(burst).unwrap_or(1),
@@ -143,7 +149,13 @@ pub(super) fn build(path: &Path, text: &str) -> Result<Loaded, ConfigErrors> {
     };
     for key in table.keys() {
         if !file::SECTIONS.contains(&key.as_str()) {
-            v.problem(key.clone(), format!("unknown section; expected one of {}", file::SECTIONS.join(", ")));
+            v.problem(
+                key.clone(),
+                format!(
+                    "unknown section; expected one of {}",
+                    file::SECTIONS.join(", ")
+                ),
+            );
         }
     }
     let config = assemble(&mut v, &table);
@@ -190,16 +202,22 @@ fn assemble(v: &mut Validator, table: &toml::Table) -> Config {
     let directory_file = optional(v, table, "directory");
     let directory = directory(v, directory_file);
     let issuers = issuers(v, table.get("issuers"));
-    let assertion = table.get("assertion").and_then(|value| v.section::<file::AssertionFile>("assertion", value)).map(|a| AssertionConfig {
-        key_file: v.path(&a.key_file),
-        ttl: v.duration("assertion.ttl", a.ttl.as_deref(), Duration::from_secs(60)),
-    });
-    let redis = table.get("redis").and_then(|value| v.section::<file::RedisFile>("redis", value)).map(|r| {
-        if !(r.url.starts_with("redis://") || r.url.starts_with("rediss://")) {
-            v.problem("redis.url", "must start with redis:// or rediss://");
-        }
-        RedisConfig { url: r.url }
-    });
+    let assertion = table
+        .get("assertion")
+        .and_then(|value| v.section::<file::AssertionFile>("assertion", value))
+        .map(|a| AssertionConfig {
+            key_file: v.path(&a.key_file),
+            ttl: v.duration("assertion.ttl", a.ttl.as_deref(), Duration::from_secs(60)),
+        });
+    let redis = table
+        .get("redis")
+        .and_then(|value| v.section::<file::RedisFile>("redis", value))
+        .map(|r| {
+            if !(r.url.starts_with("redis://") || r.url.starts_with("rediss://")) {
+                v.problem("redis.url", "must start with redis:// or rediss://");
+            }
+            RedisConfig { url: r.url }
+        });
     let access_log_file = optional(v, table, "access_log");
     let access_log = access_log(v, access_log_file);
     let metrics_file: file::MetricsFile = optional(v, table, "metrics");
@@ -227,15 +245,29 @@ fn assemble(v: &mut Validator, table: &toml::Table) -> Config {
 }
 
 fn not_used_yet(v: &mut Validator, table: &toml::Table) {
-    for section in ["session", "login", "directory", "issuers", "assertion", "redis", "lifecycle"] {
+    for section in [
+        "session",
+        "login",
+        "directory",
+        "issuers",
+        "assertion",
+        "redis",
+        "lifecycle",
+    ] {
         if table.contains_key(section) {
-            v.warn(section, "accepted and validated, but not used by this build yet");
+            v.warn(
+                section,
+                "accepted and validated, but not used by this build yet",
+            );
         }
     }
 }
 
 fn server(v: &mut Validator, f: ServerFile) -> ServerConfig {
-    let listen = f.listen.as_deref().and_then(|s| v.socket_addr("server.listen", s));
+    let listen = f
+        .listen
+        .as_deref()
+        .and_then(|s| v.socket_addr("server.listen", s));
     let tls = f.tls_listen.as_deref().and_then(|s| {
         let listen = v.socket_addr("server.tls_listen", s)?;
         let cert = f.tls_cert_file.as_deref();
@@ -264,7 +296,10 @@ fn server(v: &mut Validator, f: ServerFile) -> ServerConfig {
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090)));
     let public_addrs = [listen, tls.as_ref().map(|t| t.listen)];
     if public_addrs.contains(&Some(admin_listen)) {
-        v.problem("server.admin_listen", "must differ from the public listeners");
+        v.problem(
+            "server.admin_listen",
+            "must differ from the public listeners",
+        );
     }
     if listen.is_some() && listen == tls.as_ref().map(|t| t.listen) {
         v.problem("server.tls_listen", "must differ from listen");
@@ -273,7 +308,9 @@ fn server(v: &mut Validator, f: ServerFile) -> ServerConfig {
         Some(raw) => public_url(v, raw),
         None => default_public_url(listen, tls.as_ref()),
     };
-    let cpus = std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as i64)
+        .unwrap_or(1);
     let threads = v.int("server.threads", f.threads, cpus, 1, 256) as usize;
     let trusted_proxies = f
         .trusted_proxies
@@ -282,9 +319,18 @@ fn server(v: &mut Validator, f: ServerFile) -> ServerConfig {
         .enumerate()
         .filter_map(|(i, raw)| cidr(v, &format!("server.trusted_proxies[{i}]"), raw))
         .collect();
-    let max_request_header_bytes =
-        v.int("server.max_request_header_bytes", f.max_request_header_bytes, 16_384, 1_024, 1_048_576) as usize;
-    let shutdown_grace = v.duration("server.shutdown_grace", f.shutdown_grace.as_deref(), Duration::from_secs(10));
+    let max_request_header_bytes = v.int(
+        "server.max_request_header_bytes",
+        f.max_request_header_bytes,
+        16_384,
+        1_024,
+        1_048_576,
+    ) as usize;
+    let shutdown_grace = v.duration(
+        "server.shutdown_grace",
+        f.shutdown_grace.as_deref(),
+        Duration::from_secs(10),
+    );
     let rate_limit_per_ip = f.rate_limit_per_ip.map(|r| {
         v.not_yet("server.rate_limit_per_ip", "the global per-IP rate limit");
         v.rate("server.rate_limit_per_ip", r)
@@ -330,16 +376,34 @@ fn public_url(v: &mut Validator, raw: &str) -> PublicUrl {
     } else if let Some(rest) = raw.strip_prefix("http://") {
         (false, rest)
     } else {
-        v.problem("server.public_url", format!("\"{raw}\" must start with https:// or http://"));
+        v.problem(
+            "server.public_url",
+            format!("\"{raw}\" must start with https:// or http://"),
+        );
         return default_public_url(None, None);
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest).to_ascii_lowercase();
-    let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(&authority);
-    let host_ok = crate::config::HostPattern::parse(host).is_ok() || host.parse::<std::net::IpAddr>().is_ok()
+    let host = authority
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(&authority);
+    let host_ok = crate::config::HostPattern::parse(host).is_ok()
+        || host.parse::<std::net::IpAddr>().is_ok()
         || (host.starts_with('[') && host.ends_with(']'));
-    let port_ok = authority.rsplit_once(':').map(|(_, p)| p.parse::<u16>().is_ok()).unwrap_or(true);
-    if authority.is_empty() || !host_ok || !port_ok || authority.contains('/') || host.starts_with("*.") {
-        v.problem("server.public_url", format!("\"{raw}\" must be scheme://host[:port] with no path"));
+    let port_ok = authority
+        .rsplit_once(':')
+        .map(|(_, p)| p.parse::<u16>().is_ok())
+        .unwrap_or(true);
+    if authority.is_empty()
+        || !host_ok
+        || !port_ok
+        || authority.contains('/')
+        || host.starts_with("*.")
+    {
+        v.problem(
+            "server.public_url",
+            format!("\"{raw}\" must be scheme://host[:port] with no path"),
+        );
     }
     PublicUrl { https, authority }
 }
@@ -356,7 +420,9 @@ fn cidr(v: &mut Validator, key: &str, raw: &str) -> Option<ipnet::IpNet> {
 }
 
 fn upstreams(v: &mut Validator, value: Option<&toml::Value>) -> Vec<UpstreamConfig> {
-    let Some(value) = value else { return Vec::new() };
+    let Some(value) = value else {
+        return Vec::new();
+    };
     let Some(table) = value.as_table() else {
         v.problem("upstreams", "must be a table of [upstreams.NAME] sections");
         return Vec::new();
@@ -388,11 +454,17 @@ fn upstream(v: &mut Validator, key: &str, name: &str, f: UpstreamFile) -> Upstre
     let sni = f.sni.clone().unwrap_or_else(|| {
         f.addrs
             .first()
-            .and_then(|a| a.rsplit_once(':').map(|(host, _)| host.trim_matches(['[', ']']).to_string()))
+            .and_then(|a| {
+                a.rsplit_once(':')
+                    .map(|(host, _)| host.trim_matches(['[', ']']).to_string())
+            })
             .unwrap_or_default()
     });
     if tls && sni.is_empty() {
-        v.problem(format!("{key}.sni"), "must name the upstream's host when tls = true (certificate verification needs it)");
+        v.problem(
+            format!("{key}.sni"),
+            "must name the upstream's host when tls = true (certificate verification needs it)",
+        );
     }
     if f.ca_file.is_some() && !tls {
         v.warn(format!("{key}.ca_file"), "ignored: tls = false");
@@ -403,7 +475,11 @@ fn upstream(v: &mut Validator, key: &str, name: &str, f: UpstreamFile) -> Upstre
         }
         HealthCheckConfig {
             path: h.path,
-            interval: v.duration(&format!("{key}.health_check.interval"), h.interval.as_deref(), Duration::from_secs(5)),
+            interval: v.duration(
+                &format!("{key}.health_check.interval"),
+                h.interval.as_deref(),
+                Duration::from_secs(5),
+            ),
         }
     });
     UpstreamConfig {
@@ -412,8 +488,16 @@ fn upstream(v: &mut Validator, key: &str, name: &str, f: UpstreamFile) -> Upstre
         tls,
         sni,
         ca_file: f.ca_file.as_deref().map(|p| v.path(p)),
-        connect_timeout: v.duration(&format!("{key}.connect_timeout"), f.connect_timeout.as_deref(), Duration::from_secs(2)),
-        read_timeout: v.duration(&format!("{key}.read_timeout"), f.read_timeout.as_deref(), Duration::from_secs(30)),
+        connect_timeout: v.duration(
+            &format!("{key}.connect_timeout"),
+            f.connect_timeout.as_deref(),
+            Duration::from_secs(2),
+        ),
+        read_timeout: v.duration(
+            &format!("{key}.read_timeout"),
+            f.read_timeout.as_deref(),
+            Duration::from_secs(30),
+        ),
         health_check,
     }
 }
@@ -421,10 +505,16 @@ fn upstream(v: &mut Validator, key: &str, name: &str, f: UpstreamFile) -> Upstre
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-fn routes(v: &mut Validator, value: Option<&toml::Value>, upstreams: &[UpstreamConfig]) -> Vec<RouteConfig> {
+fn routes(
+    v: &mut Validator,
+    value: Option<&toml::Value>,
+    upstreams: &[UpstreamConfig],
+) -> Vec<RouteConfig> {
     let Some(value) = value else {
         v.warn("routes", "no [[routes]]: every request will get 404");
         return Vec::new();
@@ -436,7 +526,9 @@ fn routes(v: &mut Validator, value: Option<&toml::Value>, upstreams: &[UpstreamC
     let mut out: Vec<RouteConfig> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let key = format!("routes[{i}]");
-        let Some(f) = v.section::<RouteFile>(&key, item) else { continue };
+        let Some(f) = v.section::<RouteFile>(&key, item) else {
+            continue;
+        };
         let key = format!("routes[{i}] ({})", f.name);
         if out.iter().any(|r| r.name == f.name) {
             v.problem(format!("{key}.name"), "duplicate route name");
@@ -448,7 +540,10 @@ fn routes(v: &mut Validator, value: Option<&toml::Value>, upstreams: &[UpstreamC
 
 fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig]) -> RouteConfig {
     if !valid_name(&f.name) {
-        v.problem(format!("{key}.name"), "route names use letters, digits, '-', '_' and '.' (it is a metric label)");
+        v.problem(
+            format!("{key}.name"),
+            "route names use letters, digits, '-', '_' and '.' (it is a metric label)",
+        );
     }
     let host = f.host.as_deref().and_then(|h| match HostPattern::parse(h) {
         Ok(p) => Some(p),
@@ -460,7 +555,10 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
     let path = match PathTemplate::parse(&f.path) {
         Ok(t) => {
             let literal = f.path.replace("{account}", "x");
-            if crate::normalize::normalize_path(&literal).map(|n| n != literal.as_str()).unwrap_or(true) {
+            if crate::normalize::normalize_path(&literal)
+                .map(|n| n != literal.as_str())
+                .unwrap_or(true)
+            {
                 v.problem(format!("{key}.path"), format!("\"{}\" is not in normalised form (no '//', '.', '..' or escapes), so it could never match", f.path));
             }
             t
@@ -472,7 +570,10 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
     };
     let methods = f.methods.as_ref().map(|ms| methods(v, key, ms));
     if !upstreams.iter().any(|u| u.name == f.upstream) {
-        v.problem(format!("{key}.upstream"), format!("no [upstreams.{}] section", f.upstream));
+        v.problem(
+            format!("{key}.upstream"),
+            format!("no [upstreams.{}] section", f.upstream),
+        );
     }
     let auth = match f.auth.as_deref().unwrap_or("none") {
         "none" => AuthMode::None,
@@ -481,7 +582,10 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
             AuthMode::None
         }
         other => {
-            v.problem(format!("{key}.auth"), format!("\"{other}\" is not one of session, bearer, any, none"));
+            v.problem(
+                format!("{key}.auth"),
+                format!("\"{other}\" is not one of session, bearer, any, none"),
+            );
             AuthMode::None
         }
     };
@@ -497,7 +601,10 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
     let account_permission = f.account_permission.as_deref().and_then(|p| {
         let level = AccountLevel::parse(p);
         if level.is_none() {
-            v.problem(format!("{key}.account_permission"), format!("\"{p}\" is not one of view, standard, admin"));
+            v.problem(
+                format!("{key}.account_permission"),
+                format!("\"{p}\" is not one of view, standard, admin"),
+            );
         } else {
             v.not_yet(&format!("{key}.account_permission"), "account_permission");
         }
@@ -507,7 +614,10 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
         "enforce" => Mode::Enforce,
         "shadow" => Mode::Shadow,
         other => {
-            v.problem(format!("{key}.mode"), format!("\"{other}\" is not one of enforce, shadow"));
+            v.problem(
+                format!("{key}.mode"),
+                format!("\"{other}\" is not one of enforce, shadow"),
+            );
             Mode::Enforce
         }
     };
@@ -518,17 +628,35 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
             "org" => RateKey::Org,
             "route" => RateKey::Route,
             other => {
-                v.problem(format!("{key}.rate_limit.key"), format!("\"{other}\" is not one of ip, user, org, route"));
+                v.problem(
+                    format!("{key}.rate_limit.key"),
+                    format!("\"{other}\" is not one of ip, user, org, route"),
+                );
                 RateKey::Ip
             }
         };
-        let rate = v.rate(&format!("{key}.rate_limit"), RateFile { per_second: r.per_second, burst: r.burst });
+        let rate = v.rate(
+            &format!("{key}.rate_limit"),
+            RateFile {
+                per_second: r.per_second,
+                burst: r.burst,
+            },
+        );
         v.not_yet(&format!("{key}.rate_limit"), "per-route rate limits");
-        RouteRateLimit { key: rate_key, rate }
+        RouteRateLimit {
+            key: rate_key,
+            rate,
+        }
     });
     if let Some(strip) = &f.strip_prefix {
         if !strip.starts_with('/') || !path.literal_prefix().starts_with(strip.as_str()) {
-            v.problem(format!("{key}.strip_prefix"), format!("\"{strip}\" must start with '/' and be a prefix of path \"{}\"", f.path));
+            v.problem(
+                format!("{key}.strip_prefix"),
+                format!(
+                    "\"{strip}\" must start with '/' and be a prefix of path \"{}\"",
+                    f.path
+                ),
+            );
         }
     }
     RouteConfig {
@@ -551,7 +679,10 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
 
 fn methods(v: &mut Validator, key: &str, raw: &[String]) -> Vec<http::Method> {
     if raw.is_empty() {
-        v.problem(format!("{key}.methods"), "an empty list matches nothing; leave it out to allow every method");
+        v.problem(
+            format!("{key}.methods"),
+            "an empty list matches nothing; leave it out to allow every method",
+        );
     }
     raw.iter()
         .filter_map(|m| {
@@ -559,7 +690,10 @@ fn methods(v: &mut Validator, key: &str, raw: &[String]) -> Vec<http::Method> {
             match http::Method::from_bytes(m.as_bytes()) {
                 Ok(method) if ok => Some(method),
                 _ => {
-                    v.problem(format!("{key}.methods"), format!("\"{m}\" is not an upper-case HTTP method"));
+                    v.problem(
+                        format!("{key}.methods"),
+                        format!("\"{m}\" is not an upper-case HTTP method"),
+                    );
                     None
                 }
             }
@@ -573,7 +707,10 @@ fn shadow_warnings(v: &mut Validator, routes: &[RouteConfig]) {
         if let Some(earlier) = shadowing {
             v.warn(
                 format!("routes[{j}] ({})", later.name),
-                format!("shadowed by earlier route \"{}\": it can never match", earlier.name),
+                format!(
+                    "shadowed by earlier route \"{}\": it can never match",
+                    earlier.name
+                ),
             );
         }
     }
@@ -595,13 +732,31 @@ fn covers(earlier: &RouteConfig, later: &RouteConfig) -> bool {
 
 fn session(v: &mut Validator, f: file::SessionFile) -> SessionConfig {
     let cookie_name = f.cookie_name.unwrap_or_else(|| "__Host-partnergate".into());
-    if cookie_name.is_empty() || !cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-        v.problem("session.cookie_name", "use letters, digits, '-', '_' and '.'");
+    if cookie_name.is_empty()
+        || !cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        v.problem(
+            "session.cookie_name",
+            "use letters, digits, '-', '_' and '.'",
+        );
     }
-    let idle_timeout = v.duration("session.idle_timeout", f.idle_timeout.as_deref(), Duration::from_secs(30 * 60));
-    let absolute_timeout = v.duration("session.absolute_timeout", f.absolute_timeout.as_deref(), Duration::from_secs(12 * 3600));
+    let idle_timeout = v.duration(
+        "session.idle_timeout",
+        f.idle_timeout.as_deref(),
+        Duration::from_secs(30 * 60),
+    );
+    let absolute_timeout = v.duration(
+        "session.absolute_timeout",
+        f.absolute_timeout.as_deref(),
+        Duration::from_secs(12 * 3600),
+    );
     if idle_timeout > absolute_timeout {
-        v.problem("session.idle_timeout", "must not be longer than absolute_timeout");
+        v.problem(
+            "session.idle_timeout",
+            "must not be longer than absolute_timeout",
+        );
     }
     SessionConfig {
         cookie_name,
@@ -613,8 +768,18 @@ fn session(v: &mut Validator, f: file::SessionFile) -> SessionConfig {
 fn login(v: &mut Validator, f: file::LoginFile) -> LoginConfig {
     LoginConfig {
         max_failures: v.int("login.max_failures", f.max_failures, 5, 1, 1_000) as u32,
-        max_failures_per_ip: v.int("login.max_failures_per_ip", f.max_failures_per_ip, 50, 1, 100_000) as u32,
-        lockout: v.duration("login.lockout", f.lockout.as_deref(), Duration::from_secs(15 * 60)),
+        max_failures_per_ip: v.int(
+            "login.max_failures_per_ip",
+            f.max_failures_per_ip,
+            50,
+            1,
+            100_000,
+        ) as u32,
+        lockout: v.duration(
+            "login.lockout",
+            f.lockout.as_deref(),
+            Duration::from_secs(15 * 60),
+        ),
         rate_limit_per_ip: match f.rate_limit_per_ip {
             Some(r) => v.rate("login.rate_limit_per_ip", r),
             None => RateSpec {
@@ -622,12 +787,20 @@ fn login(v: &mut Validator, f: file::LoginFile) -> LoginConfig {
                 burst: 10,
             },
         },
-        password_min_length: v.int("login.password_min_length", f.password_min_length, 12, 8, 128) as usize,
+        password_min_length: v.int(
+            "login.password_min_length",
+            f.password_min_length,
+            12,
+            8,
+            128,
+        ) as usize,
     }
 }
 
 fn directory(v: &mut Validator, f: file::DirectoryFile) -> DirectoryConfig {
-    let url = f.url.unwrap_or_else(|| "sqlite://data/partnergate.db".into());
+    let url = f
+        .url
+        .unwrap_or_else(|| "sqlite://data/partnergate.db".into());
     let url = if let Some(rest) = url.strip_prefix("sqlite://") {
         if rest.is_empty() {
             v.problem("directory.url", "sqlite:// needs a file path");
@@ -641,17 +814,30 @@ fn directory(v: &mut Validator, f: file::DirectoryFile) -> DirectoryConfig {
     };
     DirectoryConfig {
         url,
-        cache_ttl: v.duration("directory.cache_ttl", f.cache_ttl.as_deref(), Duration::from_secs(30)),
-        cache_capacity: v.int("directory.cache_capacity", f.cache_capacity, 100_000, 1, 100_000_000) as u64,
+        cache_ttl: v.duration(
+            "directory.cache_ttl",
+            f.cache_ttl.as_deref(),
+            Duration::from_secs(30),
+        ),
+        cache_capacity: v.int(
+            "directory.cache_capacity",
+            f.cache_capacity,
+            100_000,
+            1,
+            100_000_000,
+        ) as u64,
     }
 }
 
 const JWT_ALGORITHMS: &[&str] = &[
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256", "HS384", "HS512",
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
+    "HS384", "HS512",
 ];
 
 fn issuers(v: &mut Validator, value: Option<&toml::Value>) -> Vec<IssuerConfig> {
-    let Some(value) = value else { return Vec::new() };
+    let Some(value) = value else {
+        return Vec::new();
+    };
     let Some(items) = value.as_array() else {
         v.problem("issuers", "must be an array of [[issuers]] tables");
         return Vec::new();
@@ -659,7 +845,9 @@ fn issuers(v: &mut Validator, value: Option<&toml::Value>) -> Vec<IssuerConfig> 
     let mut out: Vec<IssuerConfig> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let key = format!("issuers[{i}]");
-        let Some(f) = v.section::<file::IssuerFile>(&key, item) else { continue };
+        let Some(f) = v.section::<file::IssuerFile>(&key, item) else {
+            continue;
+        };
         if out.iter().any(|o| o.name == f.name) {
             v.problem(format!("{key}.name"), "duplicate issuer name");
         }
@@ -670,10 +858,16 @@ fn issuers(v: &mut Validator, value: Option<&toml::Value>) -> Vec<IssuerConfig> 
 
 fn issuer(v: &mut Validator, key: &str, f: file::IssuerFile) -> IssuerConfig {
     if f.issuer.trim().is_empty() {
-        v.problem(format!("{key}.issuer"), "must not be empty (tokens must carry iss)");
+        v.problem(
+            format!("{key}.issuer"),
+            "must not be empty (tokens must carry iss)",
+        );
     }
     if f.audiences.is_empty() {
-        v.problem(format!("{key}.audiences"), "list at least one audience (tokens must carry aud)");
+        v.problem(
+            format!("{key}.audiences"),
+            "list at least one audience (tokens must carry aud)",
+        );
     }
     if f.algorithms.is_empty() {
         v.problem(format!("{key}.algorithms"), "list at least one algorithm");
@@ -682,13 +876,19 @@ fn issuer(v: &mut Validator, key: &str, f: file::IssuerFile) -> IssuerConfig {
         if alg.eq_ignore_ascii_case("none") {
             v.problem(format!("{key}.algorithms"), "\"none\" is never accepted");
         } else if !JWT_ALGORITHMS.contains(&alg.as_str()) {
-            v.problem(format!("{key}.algorithms"), format!("\"{alg}\" is not one of {}", JWT_ALGORITHMS.join(", ")));
+            v.problem(
+                format!("{key}.algorithms"),
+                format!("\"{alg}\" is not one of {}", JWT_ALGORITHMS.join(", ")),
+            );
         }
     }
     let uses_hmac = f.algorithms.iter().any(|a| a.starts_with("HS"));
     let uses_keys = f.algorithms.iter().any(|a| !a.starts_with("HS"));
     if uses_hmac && f.hmac_secret_file.is_none() {
-        v.problem(format!("{key}.hmac_secret_file"), "HS* algorithms need an explicit secret file");
+        v.problem(
+            format!("{key}.hmac_secret_file"),
+            "HS* algorithms need an explicit secret file",
+        );
     }
     let keys = match (&f.jwks_file, &f.jwks_url) {
         (Some(file), None) => Some(KeySource::JwksFile(v.path(file))),
@@ -699,13 +899,19 @@ fn issuer(v: &mut Validator, key: &str, f: file::IssuerFile) -> IssuerConfig {
             Some(KeySource::JwksUrl(url.clone()))
         }
         (Some(_), Some(_)) => {
-            v.problem(format!("{key}.jwks_url"), "set jwks_file or jwks_url, not both");
+            v.problem(
+                format!("{key}.jwks_url"),
+                "set jwks_file or jwks_url, not both",
+            );
             None
         }
         (None, None) => None,
     };
     if uses_keys && keys.is_none() {
-        v.problem(format!("{key}.jwks_file"), "asymmetric algorithms need jwks_file or jwks_url");
+        v.problem(
+            format!("{key}.jwks_file"),
+            "asymmetric algorithms need jwks_file or jwks_url",
+        );
     }
     IssuerConfig {
         name: f.name,
@@ -737,9 +943,21 @@ fn access_log(v: &mut Validator, f: file::AccessLogFile) -> AccessLogConfig {
 fn lifecycle(v: &mut Validator, f: file::LifecycleFile) -> LifecycleConfig {
     let day = 24 * 3600;
     LifecycleConfig {
-        invitation_ttl: v.duration("lifecycle.invitation_ttl", f.invitation_ttl.as_deref(), Duration::from_secs(7 * day)),
-        inactive_after: v.duration("lifecycle.inactive_after", f.inactive_after.as_deref(), Duration::from_secs(90 * day)),
-        max_grant_ttl: v.duration("lifecycle.max_grant_ttl", f.max_grant_ttl.as_deref(), Duration::from_secs(90 * day)),
+        invitation_ttl: v.duration(
+            "lifecycle.invitation_ttl",
+            f.invitation_ttl.as_deref(),
+            Duration::from_secs(7 * day),
+        ),
+        inactive_after: v.duration(
+            "lifecycle.inactive_after",
+            f.inactive_after.as_deref(),
+            Duration::from_secs(90 * day),
+        ),
+        max_grant_ttl: v.duration(
+            "lifecycle.max_grant_ttl",
+            f.max_grant_ttl.as_deref(),
+            Duration::from_secs(90 * day),
+        ),
     }
 }
 

@@ -121,7 +121,11 @@ upstream = "portal"
 
     fn name(lookup: RouteLookup<'_>) -> String {
         match lookup {
-            RouteLookup::Matched(m) => format!("{}{}", m.route.name, m.account.map(|a| format!(":{a}")).unwrap_or_default()),
+            RouteLookup::Matched(m) => format!(
+                "{}{}",
+                m.route.name,
+                m.account.map(|a| format!(":{a}")).unwrap_or_default()
+            ),
             RouteLookup::MethodNotAllowed(m) => format!("method!{}", m.route.name),
             RouteLookup::NoRoute => "none".into(),
         }
@@ -131,20 +135,39 @@ upstream = "portal"
     fn first_match_by_host_path_method() {
         let t = table();
         let cases = [
-            ("partners.example.com", "/clients/c-1/x", Method::GET, "client:c-1"),
+            (
+                "partners.example.com",
+                "/clients/c-1/x",
+                Method::GET,
+                "client:c-1",
+            ),
             ("other.org", "/clients/c-1/", Method::DELETE, "client:c-1"),
-            ("partners.example.com", "/reports/q3", Method::GET, "reports-read"),
+            (
+                "partners.example.com",
+                "/reports/q3",
+                Method::GET,
+                "reports-read",
+            ),
             ("partners.example.com", "/reports", Method::POST, "wild"),
             ("a.example.com", "/reports", Method::GET, "wild"),
             ("a.example.com", "/reports", Method::DELETE, "method!wild"),
             ("x.org", "/api/v1", Method::GET, "method!api-post"),
             ("x.org", "/api/v1", Method::POST, "api-post"),
-            ("partners.example.com", "/dashboard", Method::GET, "dashboard"),
+            (
+                "partners.example.com",
+                "/dashboard",
+                Method::GET,
+                "dashboard",
+            ),
             ("other.example.com", "/dashboard", Method::GET, "none"),
             ("partners.example.com", "/", Method::GET, "none"),
         ];
         for (host, path, method, want) in cases {
-            assert_eq!(name(t.lookup(host, path, &method)), want, "{method} {host}{path}");
+            assert_eq!(
+                name(t.lookup(host, path, &method)),
+                want,
+                "{method} {host}{path}"
+            );
         }
     }
 }

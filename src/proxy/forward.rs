@@ -38,7 +38,13 @@ fn parse_forwarded_ip(item: &str) -> Option<IpAddr> {
 
 /// Compute X-Forwarded-For/-Proto/-Host. Incoming values are kept (and extended) only
 /// when the peer is a trusted proxy.
-pub fn forwarded(req: &RequestHeader, peer: IpAddr, peer_trusted: bool, tls: bool, host: &str) -> Forwarded {
+pub fn forwarded(
+    req: &RequestHeader,
+    peer: IpAddr,
+    peer_trusted: bool,
+    tls: bool,
+    host: &str,
+) -> Forwarded {
     let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
     let own_proto = if tls { "https" } else { "http" };
     if !peer_trusted {
@@ -48,7 +54,10 @@ pub fn forwarded(req: &RequestHeader, peer: IpAddr, peer_trusted: bool, tls: boo
             host: host.to_string(),
         };
     }
-    let for_chain = match header("x-forwarded-for").map(str::trim).filter(|v| !v.is_empty()) {
+    let for_chain = match header("x-forwarded-for")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
         Some(prev) => format!("{prev}, {peer}"),
         None => peer.to_string(),
     };
@@ -77,7 +86,8 @@ pub fn strip(req: &mut RequestHeader, cookie_name: &str) {
             let n = name.as_str();
             normalize::is_partner_header(n)
                 || is_forwarding_header(n)
-                || (normalize::is_hop_by_hop(n) && !matches!(n, "connection" | "upgrade" | "transfer-encoding"))
+                || (normalize::is_hop_by_hop(n)
+                    && !matches!(n, "connection" | "upgrade" | "transfer-encoding"))
         })
         .cloned()
         .collect();
@@ -138,7 +148,11 @@ mod tests {
             ("10.0.0.1", Some("[2001:db8::1]:443"), "2001:db8::1"),
         ];
         for (peer, xff, want) in cases {
-            assert_eq!(client_ip(ip(peer), xff, trusted), ip(want), "{peer} {xff:?}");
+            assert_eq!(
+                client_ip(ip(peer), xff, trusted),
+                ip(want),
+                "{peer} {xff:?}"
+            );
         }
     }
 
@@ -152,8 +166,18 @@ mod tests {
 
     #[test]
     fn forwarded_ignores_untrusted_values() {
-        let req = request(&[("x-forwarded-for", "6.6.6.6"), ("x-forwarded-proto", "https"), ("x-forwarded-host", "evil")]);
-        let f = forwarded(&req, ip("203.0.113.9"), false, false, "partners.example.com");
+        let req = request(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil"),
+        ]);
+        let f = forwarded(
+            &req,
+            ip("203.0.113.9"),
+            false,
+            false,
+            "partners.example.com",
+        );
         assert_eq!(f.for_chain, "203.0.113.9");
         assert_eq!(f.proto, "http");
         assert_eq!(f.host, "partners.example.com");
@@ -181,7 +205,10 @@ mod tests {
         let mut names: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
         names.sort_unstable();
         assert_eq!(names, vec!["accept", "cookie"], "{names:?}");
-        assert_eq!(req.headers.get("cookie").and_then(|v| v.to_str().ok()), Some("a=1; b=2"));
+        assert_eq!(
+            req.headers.get("cookie").and_then(|v| v.to_str().ok()),
+            Some("a=1; b=2")
+        );
     }
 
     #[test]

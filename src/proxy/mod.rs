@@ -18,7 +18,6 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorType;
 
-
 pub use ctx::{Decision, RequestCtx};
 pub use sni::SniCapture;
 pub use state::{InflightGuard, Shared, Snapshot};
@@ -45,9 +44,7 @@ impl Gateway {
 
     /// Stage 0: who is on the other end of the connection.
     fn identify_peer(&self, session: &Session, ctx: &mut RequestCtx, snapshot: &Snapshot) {
-        ctx.tls = session
-            .digest()
-            .is_some_and(|d| d.ssl_digest.is_some());
+        ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -56,22 +53,33 @@ impl Gateway {
         let server = &snapshot.config.server;
         ctx.peer_trusted = server.is_trusted_proxy(peer);
         let xff = header_str(session.req_header(), "x-forwarded-for");
-        ctx.client_ip = Some(forward::client_ip(peer, xff, |ip| server.is_trusted_proxy(ip)));
+        ctx.client_ip = Some(forward::client_ip(peer, xff, |ip| {
+            server.is_trusted_proxy(ip)
+        }));
         if ctx.peer_trusted {
-            if let Some(id) = header_str(session.req_header(), "x-request-id").filter(|v| normalize::is_valid_request_id(v)) {
+            if let Some(id) = header_str(session.req_header(), "x-request-id")
+                .filter(|v| normalize::is_valid_request_id(v))
+            {
                 ctx.request_id = id.to_string();
             }
         }
     }
 
     /// Stage 1: header limit, target and host. `Err(status)` answers the request.
-    fn clean_request(&self, session: &Session, ctx: &mut RequestCtx, limit: usize) -> Result<(), u16> {
+    fn clean_request(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        limit: usize,
+    ) -> Result<(), u16> {
         let req = session.req_header();
         if header_bytes(req) > limit {
             ctx.deny("header_too_large");
             return Err(431);
         }
-        let (path, query) = match normalize::normalize_target(req.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("")) {
+        let (path, query) = match normalize::normalize_target(
+            req.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or(""),
+        ) {
             Ok(parts) => parts,
             Err(m) => {
                 ctx.path = truncate(req.uri.path(), 512);
@@ -97,7 +105,12 @@ impl Gateway {
     }
 
     /// Stages 4–6 for this build: route lookup and the route's WebSocket rule.
-    fn route_request(&self, session: &Session, ctx: &mut RequestCtx, snapshot: &Arc<Snapshot>) -> Result<(), u16> {
+    fn route_request(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        snapshot: &Arc<Snapshot>,
+    ) -> Result<(), u16> {
         let method = &session.req_header().method;
         let (found, status) = match snapshot.routes.lookup(&ctx.host, &ctx.path, method) {
             RouteLookup::Matched(m) => (m, None),
@@ -129,15 +142,30 @@ impl Gateway {
             .map(|r| r.status.as_u16())
             .or(ctx.local_status)
             .unwrap_or(0);
-        let route = ctx.route_name().unwrap_or(if ctx.path.starts_with(RESERVED_PREFIX) { RESERVED_ROUTE } else { NO_ROUTE });
+        let route = ctx
+            .route_name()
+            .unwrap_or(if ctx.path.starts_with(RESERVED_PREFIX) {
+                RESERVED_ROUTE
+            } else {
+                NO_ROUTE
+            });
         let elapsed = ctx.started.elapsed().as_secs_f64();
         let m = &self.shared.metrics;
         m.http_requests
-            .with_label_values(&[route, method_label(req.method.as_str()), status_label(status), ctx.decision.as_str()])
+            .with_label_values(&[
+                route,
+                method_label(req.method.as_str()),
+                status_label(status),
+                ctx.decision.as_str(),
+            ])
             .inc();
-        m.request_duration.with_label_values(&[route]).observe(elapsed);
+        m.request_duration
+            .with_label_values(&[route])
+            .observe(elapsed);
         if let (Some(pool), Some(ms)) = (&ctx.upstream, ctx.upstream_ms) {
-            m.upstream_duration.with_label_values(&[pool.name()]).observe(ms / 1000.0);
+            m.upstream_duration
+                .with_label_values(&[pool.name()])
+                .observe(ms / 1000.0);
         }
         self.shared.access_log.log(AccessRecord {
             ts: rfc3339_ms(std::time::SystemTime::now()),
@@ -151,7 +179,11 @@ impl Gateway {
             duration_ms: round3(elapsed * 1000.0),
             upstream_ms: ctx.upstream_ms.map(round3),
             route: ctx.route_name().map(str::to_string),
-            upstream: ctx.upstream.as_ref().filter(|_| ctx.upstream_started.is_some()).map(|p| p.name().to_string()),
+            upstream: ctx
+                .upstream
+                .as_ref()
+                .filter(|_| ctx.upstream_started.is_some())
+                .map(|p| p.name().to_string()),
             user: None,
             org: None,
             decision: ctx.decision.as_str(),
@@ -168,7 +200,10 @@ impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(self.shared.next_request_id(), InflightGuard::new(self.shared.clone()))
+        RequestCtx::new(
+            self.shared.next_request_id(),
+            InflightGuard::new(self.shared.clone()),
+        )
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -180,8 +215,18 @@ impl ProxyHttp for Gateway {
             respond::error(session, ctx, status).await?;
             return Ok(true);
         }
-        if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) {
-            ctx.forwarded = forward::forwarded(session.req_header(), ip, ctx.peer_trusted, ctx.tls, request_host(session.req_header()).unwrap_or(""));
+        if let Some(ip) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())
+        {
+            ctx.forwarded = forward::forwarded(
+                session.req_header(),
+                ip,
+                ctx.peer_trusted,
+                ctx.tls,
+                request_host(session.req_header()).unwrap_or(""),
+            );
         }
         if ctx.path == RESERVED_PREFIX || ctx.path.starts_with("/.partnergate/") {
             ctx.decision = Decision::Allow;
@@ -195,7 +240,11 @@ impl ProxyHttp for Gateway {
         Ok(false)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         let pool = ctx
             .upstream
             .clone()
@@ -204,7 +253,10 @@ impl ProxyHttp for Gateway {
         ctx.upstream_started.get_or_insert_with(Instant::now);
         let Some(addr) = pool.select() else {
             ctx.reason = Some("no_healthy_upstream");
-            return Err(Error::explain(ErrorType::HTTPStatus(502), "no healthy upstream address"));
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(502),
+                "no healthy upstream address",
+            ));
         };
         let websocket = ctx
             .snapshot
@@ -221,7 +273,10 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let Some(snapshot) = ctx.snapshot.clone() else {
-            return Err(Error::explain(ErrorType::InternalError, "no configuration snapshot"));
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "no configuration snapshot",
+            ));
         };
         forward::strip(upstream_request, &snapshot.config.session.cookie_name);
         let route = ctx.route.and_then(|i| snapshot.routes.get(i));
@@ -233,7 +288,8 @@ impl ProxyHttp for Gateway {
             Some(q) => format!("{path}?{q}"),
             None => path.to_string(),
         };
-        let uri = http::Uri::try_from(target).or_err(ErrorType::InternalError, "normalised target is not a URI")?;
+        let uri = http::Uri::try_from(target)
+            .or_err(ErrorType::InternalError, "normalised target is not a URI")?;
         upstream_request.set_uri(uri);
         if upstream_request.headers.get("host").is_none() {
             upstream_request.insert_header("host", ctx.forwarded.host.clone())?;
@@ -280,12 +336,21 @@ impl ProxyHttp for Gateway {
         e
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
         let (status, reason) = classify_failure(e);
         if ctx.reason.is_none() || ctx.decision == Decision::Allow {
             ctx.reason = ctx.reason.or(Some(reason));
         }
-        ctx.decision = if status == 400 { Decision::Deny } else { Decision::Error };
+        ctx.decision = if status == 400 {
+            Decision::Deny
+        } else {
+            Decision::Error
+        };
         if status > 0 && session.response_written().is_none() {
             if let Err(err) = respond::error(session, ctx, status).await {
                 tracing::debug!(request_id = %ctx.request_id, "could not send error response: {err}");
@@ -315,18 +380,28 @@ fn classify_failure(e: &Error) -> (u16, &'static str) {
     use pingora::ErrorSource;
     match (e.etype(), e.esource()) {
         (ErrorType::HTTPStatus(code), _) => (*code, "upstream_unavailable"),
-        (ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout, ErrorSource::Upstream) => {
-            (504, "upstream_timeout")
-        }
+        (
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+            ErrorSource::Upstream,
+        ) => (504, "upstream_timeout"),
         (ErrorType::ConnectTimedout, _) => (504, "upstream_timeout"),
         (_, ErrorSource::Upstream) => (502, "upstream_unavailable"),
-        (ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed | ErrorType::ReadTimedout | ErrorType::WriteTimedout, ErrorSource::Downstream) => {
-            (0, "client_closed")
-        }
+        (
+            ErrorType::ReadError
+            | ErrorType::WriteError
+            | ErrorType::ConnectionClosed
+            | ErrorType::ReadTimedout
+            | ErrorType::WriteTimedout,
+            ErrorSource::Downstream,
+        ) => (0, "client_closed"),
         (_, ErrorSource::Downstream) => (400, "malformed"),
-        (ErrorType::ConnectRefused | ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::TLSHandshakeFailure, _) => {
-            (502, "upstream_unavailable")
-        }
+        (
+            ErrorType::ConnectRefused
+            | ErrorType::ConnectNoRoute
+            | ErrorType::ConnectError
+            | ErrorType::TLSHandshakeFailure,
+            _,
+        ) => (502, "upstream_unavailable"),
         _ => (502, "internal"),
     }
 }
@@ -350,17 +425,21 @@ fn request_host(req: &RequestHeader) -> Option<&str> {
 
 /// Bytes of the request head as the client sent it (approximately: line + fields).
 fn header_bytes(req: &RequestHeader) -> usize {
-    let line = req.method.as_str().len() + req.uri.to_string().len() + 11;
-    req.headers
-        .iter()
-        .fold(line, |acc, (name, value)| acc + name.as_str().len() + value.len() + 4)
+    let target = req.uri.path_and_query().map_or(1, |pq| pq.as_str().len())
+        + req.uri.authority().map_or(0, |a| a.as_str().len());
+    let line = req.method.as_str().len() + target + 11;
+    req.headers.iter().fold(line, |acc, (name, value)| {
+        acc + name.as_str().len() + value.len() + 4
+    })
 }
 
 fn is_websocket_upgrade(req: &RequestHeader) -> bool {
-    req.headers
-        .get_all("upgrade")
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket"))))
+    req.headers.get_all("upgrade").iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+        })
+    })
 }
 
 fn strip_path_prefix<'a>(path: &'a str, prefix: &str) -> &'a str {
@@ -389,7 +468,10 @@ fn round3(v: f64) -> f64 {
 
 /// The address of an incoming connection, as an IP, if it has one.
 pub fn peer_ip(session: &Session) -> Option<IpAddr> {
-    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip())
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
 }
 
 #[cfg(test)]
@@ -406,12 +488,36 @@ mod tests {
     #[test]
     fn failures_map_to_502_and_504() {
         let cases = [
-            (Error::explain(ErrorType::ConnectRefused, "x"), ErrorSourceSet::Upstream, 502),
-            (Error::explain(ErrorType::ConnectTimedout, "x"), ErrorSourceSet::Upstream, 504),
-            (Error::explain(ErrorType::ReadTimedout, "x"), ErrorSourceSet::Upstream, 504),
-            (Error::explain(ErrorType::HTTPStatus(502), "x"), ErrorSourceSet::Internal, 502),
-            (Error::explain(ErrorType::ConnectionClosed, "x"), ErrorSourceSet::Downstream, 0),
-            (Error::explain(ErrorType::InvalidHTTPHeader, "x"), ErrorSourceSet::Downstream, 400),
+            (
+                Error::explain(ErrorType::ConnectRefused, "x"),
+                ErrorSourceSet::Upstream,
+                502,
+            ),
+            (
+                Error::explain(ErrorType::ConnectTimedout, "x"),
+                ErrorSourceSet::Upstream,
+                504,
+            ),
+            (
+                Error::explain(ErrorType::ReadTimedout, "x"),
+                ErrorSourceSet::Upstream,
+                504,
+            ),
+            (
+                Error::explain(ErrorType::HTTPStatus(502), "x"),
+                ErrorSourceSet::Internal,
+                502,
+            ),
+            (
+                Error::explain(ErrorType::ConnectionClosed, "x"),
+                ErrorSourceSet::Downstream,
+                0,
+            ),
+            (
+                Error::explain(ErrorType::InvalidHTTPHeader, "x"),
+                ErrorSourceSet::Downstream,
+                400,
+            ),
         ];
         for (mut e, source, want) in cases {
             e.esource = match source {

@@ -18,7 +18,10 @@ pub struct SniCapture;
 
 #[async_trait]
 impl TlsAccept for SniCapture {
-    async fn handshake_complete_callback(&self, tls: &TlsRef) -> Option<Arc<dyn Any + Send + Sync>> {
+    async fn handshake_complete_callback(
+        &self,
+        tls: &TlsRef,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
         let name = tls.server_name()?;
         Some(Arc::new(Sni(name.to_ascii_lowercase())))
     }

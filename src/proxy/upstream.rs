@@ -25,7 +25,9 @@ pub struct UpstreamPool {
 
 impl std::fmt::Debug for UpstreamPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamPool").field("name", &self.config.name).finish()
+        f.debug_struct("UpstreamPool")
+            .field("name", &self.config.name)
+            .finish()
     }
 }
 
@@ -112,14 +114,20 @@ impl UpstreamPool {
 
     fn health_check(&self) -> Option<HttpHealthCheck> {
         let hc_config = self.config.health_check.as_ref()?;
-        let host = if self.config.sni.is_empty() { "localhost" } else { &self.config.sni };
+        let host = if self.config.sni.is_empty() {
+            "localhost"
+        } else {
+            &self.config.sni
+        };
         let mut hc = HttpHealthCheck::new(host, self.config.tls);
         let mut req = RequestHeader::build("GET", hc_config.path.as_bytes(), None).ok()?;
         req.insert_header("Host", host).ok()?;
-        req.insert_header("User-Agent", "partnergate-health-check").ok()?;
+        req.insert_header("User-Agent", "partnergate-health-check")
+            .ok()?;
         hc.req = req;
         self.apply_options(&mut hc.peer_template);
-        hc.peer_template.options.read_timeout = Some(self.config.connect_timeout.max(Duration::from_secs(1)));
+        hc.peer_template.options.read_timeout =
+            Some(self.config.connect_timeout.max(Duration::from_secs(1)));
         hc.consecutive_failure = 1;
         hc.consecutive_success = 1;
         Some(hc)
@@ -141,7 +149,10 @@ impl UpstreamPool {
 
 /// Run health checks for `pool` until it is dropped (a reload replaced it) or shutdown.
 pub async fn health_loop(pool: Weak<UpstreamPool>, metrics: Arc<Metrics>) {
-    let interval = match pool.upgrade().and_then(|p| p.config.health_check.as_ref().map(|h| h.interval)) {
+    let interval = match pool
+        .upgrade()
+        .and_then(|p| p.config.health_check.as_ref().map(|h| h.interval))
+    {
         Some(i) => i,
         None => {
             if let Some(p) = pool.upgrade() {

@@ -30,13 +30,18 @@ pub fn free_addr() -> SocketAddr {
 pub fn dev_certs() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("partnergate-test-certs-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("partnergate-test-certs-{}", std::process::id()));
         let out = Command::new(BIN)
             .args(["certs", "dev", "--out"])
             .arg(&dir)
             .output()
             .expect("run certs dev");
-        assert!(out.status.success(), "certs dev failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "certs dev failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         dir
     })
 }
@@ -49,7 +54,9 @@ pub struct Portal {
 
 impl Portal {
     pub async fn start() -> Portal {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind portal");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind portal");
         let addr = listener.local_addr().expect("portal addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -58,7 +65,10 @@ impl Portal {
             })
             .await;
         });
-        Portal { addr, stop: Some(tx) }
+        Portal {
+            addr,
+            stop: Some(tx),
+        }
     }
 }
 
@@ -175,7 +185,11 @@ impl Gateway {
             if admin_up && public_up {
                 return;
             }
-            assert!(Instant::now() < deadline, "gateway not ready: {}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "gateway not ready: {}",
+                self.stderr()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -225,7 +239,10 @@ impl Gateway {
             let text = std::fs::read_to_string(&self.access_log).unwrap_or_default();
             let lines: Vec<serde_json::Value> = text
                 .lines()
-                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad access log line {l:?}: {e}")))
+                .map(|l| {
+                    serde_json::from_str(l)
+                        .unwrap_or_else(|e| panic!("bad access log line {l:?}: {e}"))
+                })
                 .collect();
             if lines.len() >= min || Instant::now() > deadline {
                 return lines;
@@ -281,7 +298,11 @@ pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }

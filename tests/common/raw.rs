@@ -26,7 +26,16 @@ impl RawResponse {
 /// response; the connection is closed after one request.
 pub async fn request(addr: SocketAddr, head: &str) -> RawResponse {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let wire = format!("{}\r\nConnection: close\r\n\r\n", head.trim_end().replace('\n', "\r\n"));
+    let head = head.trim_end().replace('\n', "\r\n");
+    let has_connection = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("connection:"));
+    let close = if has_connection {
+        ""
+    } else {
+        "\r\nConnection: close"
+    };
+    let wire = format!("{head}{close}\r\n\r\n");
     stream.write_all(wire.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut buf)).await;
@@ -54,14 +63,24 @@ fn parse(buf: &[u8]) -> RawResponse {
     let chunked = headers
         .iter()
         .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(body) } else { body.to_string() };
-    RawResponse { status, headers, body }
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
         if n == 0 || rest.len() < n {
             break;
         }

@@ -8,7 +8,11 @@ fn check(config: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, config).expect("write");
-    let out = Command::new(BIN).args(["check", "--config"]).arg(&path).output().expect("run check");
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run check");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -56,7 +60,10 @@ mode = "sometimes"
     ] {
         assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
     }
-    assert!(err.lines().filter(|l| l.starts_with("error:")).count() >= 5, "{err}");
+    assert!(
+        err.lines().filter(|l| l.starts_with("error:")).count() >= 5,
+        "{err}"
+    );
 }
 
 #[test]
@@ -64,7 +71,11 @@ fn bad_certificate_is_a_config_error_not_a_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
     let crt = dir.path().join("server.crt");
     let key = dir.path().join("server.key");
-    std::fs::write(&crt, "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n").expect("write");
+    std::fs::write(
+        &crt,
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write");
     std::fs::write(&key, "garbage").expect("write");
     let (code, _out, err) = check(&format!(
         "[server]\ntls_listen = \"127.0.0.1:1\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
@@ -96,7 +107,10 @@ upstream = "portal"
     );
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "ok");
-    assert!(err.contains("warning:") && err.contains("never") && err.contains("shadowed"), "{err}");
+    assert!(
+        err.contains("warning:") && err.contains("never") && err.contains("shadowed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -105,7 +119,8 @@ fn shipped_configs_pass_check() {
     let certs = crate::common::dev_certs();
     // The shipped files point at ../certs; check them against a copy next to generated certs.
     for name in ["partnergate.toml", "demo.toml"] {
-        let text = std::fs::read_to_string(format!("{root}/config/{name}")).expect("read shipped config");
+        let text =
+            std::fs::read_to_string(format!("{root}/config/{name}")).expect("read shipped config");
         let text = text.replace("../certs/", &format!("{}/", certs.display()));
         let (code, out, err) = check(&text);
         assert_eq!(code, 0, "{name}: {err}");
@@ -115,7 +130,10 @@ fn shipped_configs_pass_check() {
 
 #[test]
 fn unknown_command_arguments_exit_2() {
-    let out = Command::new(BIN).args(["run", "--bogus"]).output().expect("run");
+    let out = Command::new(BIN)
+        .args(["run", "--bogus"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let out = Command::new(BIN).args(["review"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{client, free_addr, metric_sum, portal_upstream, raw, tls_client, GatewayBuilder, Portal};
+use crate::common::{
+    client, free_addr, metric_sum, portal_upstream, raw, tls_client, GatewayBuilder, Portal,
+};
 
 fn catch_all(portal: std::net::SocketAddr) -> String {
     format!(
@@ -24,7 +26,7 @@ async fn upstream_sees_normalised_path_and_only_gateway_headers() {
     let gw = GatewayBuilder::new(catch_all(portal.addr)).start().await;
     let resp = raw::request(
         gw.http,
-        "GET /x/./y/../../debug//headers?b=2&a=%2F HTTP/1.1\nHost: localhost\nX-Partner-User: mallory@evil\nx_partner_roles: owner\nX-PARTNER-ORG: acme\nX-Forwarded-For: 6.6.6.6\nX-Forwarded-Proto: https\nX-Request-Id: spoofed\nForwarded: for=6.6.6.6\nConnection: X-Secret\nX-Secret: 1\nKeep-Alive: timeout=5\nCookie: a=1; __Host-partnergate=stolen",
+        "GET /x/./y/../../debug//headers?b=2&a=%2F HTTP/1.1\nHost: localhost\nX-Partner-User: mallory@evil\nx_partner_roles: owner\nX-PARTNER-ORG: acme\nX-Forwarded-For: 6.6.6.6\nX-Forwarded-Proto: https\nX-Request-Id: spoofed\nForwarded: for=6.6.6.6\nConnection: close, X-Secret\nX-Secret: 1\nKeep-Alive: timeout=5\nCookie: a=1; __Host-partnergate=stolen",
     )
     .await;
     assert_eq!(resp.status, 200, "{resp:?}");
@@ -33,16 +35,24 @@ async fn upstream_sees_normalised_path_and_only_gateway_headers() {
     assert_eq!(seen["query"], "b=2&a=%2F");
     let headers = seen["headers"].as_object().expect("headers");
     for (name, _) in headers {
-        assert!(!name.starts_with("x-partner") && !name.starts_with("x_partner"), "{name} reached the upstream");
+        assert!(
+            !name.starts_with("x-partner") && !name.starts_with("x_partner"),
+            "{name} reached the upstream"
+        );
     }
     assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
     assert_eq!(headers["x-forwarded-proto"], "http");
     assert_eq!(headers["x-forwarded-host"], "localhost");
     assert!(headers.get("forwarded").is_none());
-    assert!(headers.get("x-secret").is_none(), "Connection-named header forwarded");
+    assert!(
+        headers.get("x-secret").is_none(),
+        "Connection-named header forwarded"
+    );
     assert!(headers.get("keep-alive").is_none());
     assert_eq!(headers["cookie"], "a=1");
-    let id = resp.header("x-request-id").expect("x-request-id on the response");
+    let id = resp
+        .header("x-request-id")
+        .expect("x-request-id on the response");
     assert_ne!(id, "spoofed");
     assert_eq!(headers["x-request-id"], id);
 }
@@ -64,12 +74,25 @@ async fn hostile_paths_get_400_with_request_id() {
         let resp = raw::get(gw.http, target).await;
         assert_eq!(resp.status, 400, "{target}: {resp:?}");
         assert_eq!(resp.header("cache-control"), Some("no-store"), "{target}");
-        assert_eq!(resp.header("x-content-type-options"), Some("nosniff"), "{target}");
+        assert_eq!(
+            resp.header("x-content-type-options"),
+            Some("nosniff"),
+            "{target}"
+        );
         let body = echo(&resp.body);
-        assert_eq!(body["request_id"], resp.header("x-request-id").expect("id"), "{target}");
+        assert_eq!(
+            body["request_id"],
+            resp.header("x-request-id").expect("id"),
+            "{target}"
+        );
     }
     let lines = gw.access_lines(8).await;
-    assert!(lines.iter().any(|l| l["reason"] == "encoded_slash" && l["status"] == 400), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["reason"] == "encoded_slash" && l["status"] == 400),
+        "{lines:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,21 +113,41 @@ async fn unknown_host_and_path_get_404_and_methods_are_enforced() {
         portal_upstream(portal.addr)
     );
     let gw = GatewayBuilder::new(body).start().await;
-    let ok = raw::request(gw.http, "GET /debug/headers HTTP/1.1\nHost: Partners.Example.com:8080").await;
+    let ok = raw::request(
+        gw.http,
+        "GET /debug/headers HTTP/1.1\nHost: Partners.Example.com:8080",
+    )
+    .await;
     assert_eq!(ok.status, 200, "{ok:?}");
-    let wild = raw::request(gw.http, "GET /debug/headers HTTP/1.1\nHost: a.b.example.net").await;
+    let wild = raw::request(
+        gw.http,
+        "GET /debug/headers HTTP/1.1\nHost: a.b.example.net",
+    )
+    .await;
     assert_eq!(wild.status, 200);
-    let other_host = raw::request(gw.http, "GET /debug/headers HTTP/1.1\nHost: evil.example.org").await;
+    let other_host = raw::request(
+        gw.http,
+        "GET /debug/headers HTTP/1.1\nHost: evil.example.org",
+    )
+    .await;
     assert_eq!(other_host.status, 404);
     let bare = raw::request(gw.http, "GET /debug/headers HTTP/1.1\nHost: example.net").await;
     assert_eq!(bare.status, 404);
     let other_path = raw::request(gw.http, "GET /admin HTTP/1.1\nHost: partners.example.com").await;
     assert_eq!(other_path.status, 404);
-    let post = raw::request(gw.http, "POST /debug/headers HTTP/1.1\nHost: partners.example.com\nContent-Length: 0").await;
+    let post = raw::request(
+        gw.http,
+        "POST /debug/headers HTTP/1.1\nHost: partners.example.com\nContent-Length: 0",
+    )
+    .await;
     assert_eq!(post.status, 403);
     let lines = gw.access_lines(6).await;
-    assert!(lines.iter().any(|l| l["reason"] == "no_route" && l["status"] == 404));
-    assert!(lines.iter().any(|l| l["reason"] == "method" && l["route"] == "partners"));
+    assert!(lines
+        .iter()
+        .any(|l| l["reason"] == "no_route" && l["status"] == 404));
+    assert!(lines
+        .iter()
+        .any(|l| l["reason"] == "method" && l["route"] == "partners"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,7 +158,11 @@ async fn strip_prefix_rewrites_the_forwarded_path() {
         portal_upstream(portal.addr)
     );
     let gw = GatewayBuilder::new(body).start().await;
-    let resp = client().get(gw.url("/portal/debug/headers?q=1")).send().await.expect("send");
+    let resp = client()
+        .get(gw.url("/portal/debug/headers?q=1"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), 200);
     let seen: Value = resp.json().await.expect("json");
     assert_eq!(seen["path"], "/debug/headers");
@@ -126,12 +173,22 @@ async fn strip_prefix_rewrites_the_forwarded_path() {
 async fn dead_upstream_is_502_without_detail() {
     let dead = free_addr();
     let gw = GatewayBuilder::new(catch_all(dead)).start().await;
-    let resp = client().get(gw.url("/dashboard")).send().await.expect("send");
+    let resp = client()
+        .get(gw.url("/dashboard"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), 502);
-    let id = resp.headers()["x-request-id"].to_str().expect("id").to_string();
+    let id = resp.headers()["x-request-id"]
+        .to_str()
+        .expect("id")
+        .to_string();
     let body = resp.text().await.expect("body");
     assert!(body.contains(&id), "{body}");
-    assert!(!body.contains("127.0.0.1") && !body.contains(&dead.port().to_string()), "{body}");
+    assert!(
+        !body.contains("127.0.0.1") && !body.contains(&dead.port().to_string()),
+        "{body}"
+    );
     let lines = gw.access_lines(1).await;
     assert_eq!(lines[0]["decision"], "error");
     assert_eq!(lines[0]["status"], 502);
@@ -145,9 +202,17 @@ async fn slow_upstream_is_504() {
         portal.addr
     );
     let gw = GatewayBuilder::new(body).start().await;
-    let resp = client().get(gw.url("/debug/slow?ms=3000")).send().await.expect("send");
+    let resp = client()
+        .get(gw.url("/debug/slow?ms=3000"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), 504);
-    let fast = client().get(gw.url("/debug/slow?ms=10")).send().await.expect("send");
+    let fast = client()
+        .get(gw.url("/debug/slow?ms=10"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(fast.status(), 200);
 }
 
@@ -166,8 +231,23 @@ async fn health_checks_route_around_a_dead_address() {
         assert_eq!(resp.status(), 200);
     }
     let metrics = gw.metrics().await;
-    assert_eq!(metric_sum(&metrics, "partnergate_upstream_healthy", &[("addr", &dead.to_string())]), 0.0, "{metrics}");
-    assert_eq!(metric_sum(&metrics, "partnergate_upstream_healthy", &[("addr", &portal.addr.to_string())]), 1.0);
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "partnergate_upstream_healthy",
+            &[("addr", &dead.to_string())]
+        ),
+        0.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "partnergate_upstream_healthy",
+            &[("addr", &portal.addr.to_string())]
+        ),
+        1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,11 +258,19 @@ async fn readyz_reports_an_upstream_without_healthy_address() {
     );
     let gw = GatewayBuilder::new(body).start().await;
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let resp = client().get(gw.admin_url("/readyz")).send().await.expect("send");
+    let resp = client()
+        .get(gw.admin_url("/readyz"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), 503);
     let body: Value = resp.json().await.expect("json");
     assert!(body["not_ready"].to_string().contains("portal"), "{body}");
-    let healthz = client().get(gw.admin_url("/healthz")).send().await.expect("send");
+    let healthz = client()
+        .get(gw.admin_url("/healthz"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(healthz.status(), 200);
 }
 
@@ -200,9 +288,21 @@ async fn websocket_only_where_the_route_allows_it() {
         .await
         .expect("websocket on an allowing route");
     assert_eq!(resp.status(), 101);
-    ws.send(Message::Text("hello partner".into())).await.expect("send");
-    let reply = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("reply in time");
-    assert_eq!(reply.expect("message").expect("ok").into_text().expect("text").as_str(), "hello partner");
+    ws.send(Message::Text("hello partner".into()))
+        .await
+        .expect("send");
+    let reply = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("reply in time");
+    assert_eq!(
+        reply
+            .expect("message")
+            .expect("ok")
+            .into_text()
+            .expect("text")
+            .as_str(),
+        "hello partner"
+    );
     let refused = tokio_tungstenite::connect_async(format!("ws://{}/blocked/ws", gw.http)).await;
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
@@ -213,24 +313,44 @@ async fn websocket_only_where_the_route_allows_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_over_tls_via_alpn() {
     let portal = Portal::start().await;
-    let gw = GatewayBuilder::new(catch_all(portal.addr)).tls().start().await;
+    let gw = GatewayBuilder::new(catch_all(portal.addr))
+        .tls()
+        .start()
+        .await;
     let c = tls_client();
-    let resp = c.get(gw.tls_url("/debug/headers")).send().await.expect("https request");
+    let resp = c
+        .get(gw.tls_url("/debug/headers"))
+        .send()
+        .await
+        .expect("https request");
     assert_eq!(resp.version(), reqwest::Version::HTTP_2);
     assert_eq!(resp.status(), 200);
     let seen: Value = resp.json().await.expect("json");
     assert_eq!(seen["headers"]["x-forwarded-proto"], "https");
     assert_eq!(seen["path"], "/debug/headers");
-    let refused = c.get(gw.tls_url("/.partnergate/nothing")).send().await.expect("https request");
+    let refused = c
+        .get(gw.tls_url("/.partnergate/nothing"))
+        .send()
+        .await
+        .expect("https request");
     assert_eq!(refused.status(), 404);
     assert!(refused.headers().contains_key("strict-transport-security"));
     let h1 = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(crate::common::dev_certs().join("ca.crt")).expect("ca")).expect("pem"))
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(
+                &std::fs::read(crate::common::dev_certs().join("ca.crt")).expect("ca"),
+            )
+            .expect("pem"),
+        )
         .resolve("localhost", std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
         .http1_only()
         .build()
         .expect("client");
-    let resp = h1.get(gw.tls_url("/healthz")).send().await.expect("https h1");
+    let resp = h1
+        .get(gw.tls_url("/healthz"))
+        .send()
+        .await
+        .expect("https h1");
     assert_eq!(resp.version(), reqwest::Version::HTTP_11);
     assert_eq!(resp.status(), 200);
 }
@@ -238,11 +358,22 @@ async fn http2_over_tls_via_alpn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_headers_get_431() {
     let portal = Portal::start().await;
-    let gw = GatewayBuilder::new(catch_all(portal.addr)).server("max_request_header_bytes = 2048").start().await;
+    let gw = GatewayBuilder::new(catch_all(portal.addr))
+        .server("max_request_header_bytes = 2048")
+        .start()
+        .await;
     let big = "a".repeat(3000);
-    let resp = raw::request(gw.http, &format!("GET / HTTP/1.1\nHost: localhost\nX-Big: {big}")).await;
+    let resp = raw::request(
+        gw.http,
+        &format!("GET / HTTP/1.1\nHost: localhost\nX-Big: {big}"),
+    )
+    .await;
     assert_eq!(resp.status, 431);
-    let ok = raw::request(gw.http, "GET /healthz HTTP/1.1\nHost: localhost\nX-Small: 1").await;
+    let ok = raw::request(
+        gw.http,
+        "GET /healthz HTTP/1.1\nHost: localhost\nX-Small: 1",
+    )
+    .await;
     assert_eq!(ok.status, 200);
 }
 
@@ -282,8 +413,23 @@ async fn access_log_has_every_field_and_no_query() {
     let lines = gw.access_lines(2).await;
     let first = lines[0].as_object().expect("object");
     for field in [
-        "ts", "request_id", "client_ip", "method", "host", "path", "status", "bytes_sent", "duration_ms", "upstream_ms",
-        "route", "upstream", "user", "org", "decision", "reason", "user_agent",
+        "ts",
+        "request_id",
+        "client_ip",
+        "method",
+        "host",
+        "path",
+        "status",
+        "bytes_sent",
+        "duration_ms",
+        "upstream_ms",
+        "route",
+        "upstream",
+        "user",
+        "org",
+        "decision",
+        "reason",
+        "user_agent",
     ] {
         assert!(first.contains_key(field), "missing {field}: {first:?}");
     }
@@ -297,7 +443,10 @@ async fn access_log_has_every_field_and_no_query() {
     let ts = first["ts"].as_str().expect("ts");
     assert!(ts.ends_with('Z') && ts.len() == 24, "{ts}");
     let text = std::fs::read_to_string(&gw.access_log).expect("log");
-    assert!(!text.contains("secret-value"), "query string leaked into the access log");
+    assert!(
+        !text.contains("secret-value"),
+        "query string leaked into the access log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,7 +454,11 @@ async fn metrics_count_requests_on_the_admin_listener_only() {
     let portal = Portal::start().await;
     let gw = GatewayBuilder::new(catch_all(portal.addr)).start().await;
     for _ in 0..5 {
-        let resp = client().get(gw.url("/dashboard")).send().await.expect("send");
+        let resp = client()
+            .get(gw.url("/dashboard"))
+            .send()
+            .await
+            .expect("send");
         assert_eq!(resp.status(), 200);
     }
     let _ = raw::get(gw.http, "/%2f").await;
@@ -313,14 +466,39 @@ async fn metrics_count_requests_on_the_admin_listener_only() {
     let allowed = metric_sum(
         &metrics,
         "partnergate_http_requests_total",
-        &[("route", "portal"), ("method", "GET"), ("status", "200"), ("decision", "allow")],
+        &[
+            ("route", "portal"),
+            ("method", "GET"),
+            ("status", "200"),
+            ("decision", "allow"),
+        ],
     );
     assert_eq!(allowed, 5.0, "{metrics}");
-    assert_eq!(metric_sum(&metrics, "partnergate_http_requests_total", &[("status", "400"), ("decision", "deny")]), 1.0);
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "partnergate_http_requests_total",
+            &[("status", "400"), ("decision", "deny")]
+        ),
+        1.0
+    );
     assert!(metrics.contains("partnergate_build_info{"));
     assert!(metrics.contains("# TYPE partnergate_http_request_duration_seconds histogram"));
-    assert!(metric_sum(&metrics, "partnergate_upstream_request_duration_seconds_count", &[("upstream", "portal")]) >= 5.0);
+    assert!(
+        metric_sum(
+            &metrics,
+            "partnergate_upstream_request_duration_seconds_count",
+            &[("upstream", "portal")]
+        ) >= 5.0
+    );
     // /metrics on the public listener is just another path for the upstream.
-    let public = client().get(gw.url("/metrics")).send().await.expect("send").text().await.expect("text");
+    let public = client()
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
     assert!(!public.contains("partnergate_http_requests_total"));
 }

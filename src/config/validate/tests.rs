@@ -21,7 +21,10 @@ upstream = "portal"
 fn minimal_config_gets_defaults() {
     let loaded = load(MINIMAL).expect("valid");
     let c = loaded.config;
-    assert_eq!(c.server.admin_listen, "127.0.0.1:9090".parse().expect("addr"));
+    assert_eq!(
+        c.server.admin_listen,
+        "127.0.0.1:9090".parse().expect("addr")
+    );
     assert_eq!(c.server.max_request_header_bytes, 16_384);
     assert_eq!(c.server.shutdown_grace, Duration::from_secs(10));
     assert_eq!(c.server.public_url.origin(), "http://localhost:8080");
@@ -84,8 +87,13 @@ x = 1
     ] {
         assert!(keys.contains(&want), "missing problem for {want}: {keys:?}");
     }
-    assert!(errors.iter().all(|p| p.file == Path::new("/etc/pg/test.toml")));
-    let unknown = errors.iter().find(|p| p.key == "routes[1]").expect("route 1");
+    assert!(errors
+        .iter()
+        .all(|p| p.file == Path::new("/etc/pg/test.toml")));
+    let unknown = errors
+        .iter()
+        .find(|p| p.key == "routes[1]")
+        .expect("route 1");
     assert!(unknown.reason.contains("colour"), "{}", unknown.reason);
 }
 
@@ -164,7 +172,9 @@ fn identity_and_policy_keys_are_not_yet_supported() {
     );
     let errors = load(&text).expect_err("invalid").0;
     assert_eq!(errors.len(), 3, "{errors:?}");
-    assert!(errors.iter().all(|p| p.reason.contains("not yet supported")));
+    assert!(errors
+        .iter()
+        .all(|p| p.reason.contains("not yet supported")));
 }
 
 #[test]
@@ -181,7 +191,10 @@ path = "logs/access.log"
     let tls = c.server.tls.expect("tls");
     assert_eq!(tls.cert_file, Path::new("/etc/pg/../certs/server.crt"));
     assert_eq!(tls.key_file, Path::new("/abs/server.key"));
-    assert_eq!(c.access_log.path, AccessLogPath::File("/etc/pg/logs/access.log".into()));
+    assert_eq!(
+        c.access_log.path,
+        AccessLogPath::File("/etc/pg/logs/access.log".into())
+    );
     assert!(c.server.public_url.https);
 }
 
