@@ -353,6 +353,14 @@ async fn http2_over_tls_via_alpn() {
         .expect("https h1");
     assert_eq!(resp.version(), reqwest::Version::HTTP_11);
     assert_eq!(resp.status(), 200);
+    // A Host other than the SNI of the connection is misdirected.
+    let misdirected = h1
+        .get(gw.tls_url("/healthz"))
+        .header("host", "other.example")
+        .send()
+        .await
+        .expect("https h1");
+    assert_eq!(misdirected.status(), 421);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,4 +509,40 @@ async fn metrics_count_requests_on_the_admin_listener_only() {
         .await
         .expect("text");
     assert!(!public.contains("partnergate_http_requests_total"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_tls_is_verified_with_sni() {
+    // The TLS upstream is a second gateway's HTTPS listener in front of the portal.
+    let portal = Portal::start().await;
+    let inner = GatewayBuilder::new(catch_all(portal.addr))
+        .tls()
+        .start()
+        .await;
+    let inner_tls = inner.https.expect("inner tls");
+    let ca = crate::common::dev_certs().join("ca.crt");
+    let upstream = |sni: &str| {
+        format!(
+            "[upstreams.portal]\naddrs = [\"{inner_tls}\"]\ntls = true\nsni = \"{sni}\"\nca_file = \"{}\"\n\n[[routes]]\nname = \"portal\"\npath = \"/\"\nupstream = \"portal\"\n",
+            ca.display()
+        )
+    };
+    let outer = GatewayBuilder::new(upstream("localhost")).start().await;
+    // SNI "localhost" must agree with the Host the inner gateway sees (else 421).
+    let get = |url: String| client().get(url).header("host", "localhost").send();
+    let resp = get(outer.url("/debug/headers")).await.expect("send");
+    assert_eq!(resp.status(), 200);
+    let seen: Value = resp.json().await.expect("json");
+    // The inner gateway saw a TLS connection (and, not trusting the outer one, its own view).
+    assert_eq!(seen["headers"]["x-forwarded-proto"], "https");
+
+    let wrong = GatewayBuilder::new(upstream("not-the-cert.example"))
+        .start()
+        .await;
+    let resp = get(wrong.url("/debug/headers")).await.expect("send");
+    assert_eq!(
+        resp.status(),
+        502,
+        "a certificate for another name must not be accepted"
+    );
 }
