@@ -1,18 +1,19 @@
 //! The access log (CONTRACT §5): one JSON object per line, one line per request.
 //!
-//! The request path only does a `try_send` on a bounded channel; one writer task
+//! The request path only does a `try_send` on a bounded channel; one writer thread
 //! serialises, batches and writes. A full queue drops the line and counts it in
 //! `partnergate_access_log_dropped_total`; a request never waits for the log.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::IntCounter;
 use serde::{Serialize, Serializer};
-use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 
 /// One request, as written to the access log. Every field is always present in the
 /// JSON line (`None` is `null`).
@@ -100,7 +101,6 @@ pub fn channel(
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let reopen = Arc::new(Reopen {
         requested: AtomicBool::new(false),
-        wake: Notify::new(),
     });
     let log = AccessLog {
         tx,
@@ -127,11 +127,10 @@ pub struct AccessLog {
     drops: Arc<Drops>,
 }
 
-/// A reopen request: the flag orders it before later lines, the notify wakes an idle
-/// writer.
+/// A reopen request: the flag orders it before later lines; an idle writer sees it at
+/// its next tick.
 struct Reopen {
     requested: AtomicBool,
-    wake: Notify,
 }
 
 struct Drops {
@@ -164,7 +163,6 @@ impl AccessLog {
     /// logged after this returns goes to the new file. No-op for stdout.
     pub fn reopen(&self) {
         self.reopen.requested.store(true, Ordering::Release);
-        self.reopen.wake.notify_one();
     }
 
     /// Resolves once every line queued before this call is written and flushed, or at
@@ -177,7 +175,7 @@ impl AccessLog {
     }
 }
 
-/// The single task that writes the lines; see [`AccessLogWriter::run`].
+/// The single writer; see [`AccessLogWriter::run`].
 pub struct AccessLogWriter {
     target: AccessLogTarget,
     rx: mpsc::Receiver<Message>,
@@ -185,67 +183,75 @@ pub struct AccessLogWriter {
     dropped: IntCounter,
 }
 
-type Sink = BufWriter<Box<dyn AsyncWrite + Send + Unpin>>;
+type Sink = std::io::BufWriter<Box<dyn Write + Send>>;
 
 const WRITE_BUFFER: usize = 64 * 1024;
 /// For a file the gateway creates: lines name users and client addresses.
 const FILE_MODE: u32 = 0o640;
-/// Lines written between two flushes when the queue never empties.
-const MAX_BATCH: usize = 4096;
+/// How often the writer wakes to drain the queue. The request path never wakes it
+/// (a `try_send` to a receiver that is not parked costs no system call), so under load
+/// lines go out in batches; a line reaches the file at most one tick after its request.
+const TICK: Duration = Duration::from_millis(20);
 
 impl AccessLogWriter {
-    /// Write lines until every [`AccessLog`] handle is dropped, then flush and return.
-    /// Fails only if the file cannot be opened at start; later write errors are logged
-    /// (without the line) and the lines counted as dropped.
-    pub async fn run(mut self) -> std::io::Result<()> {
-        let mut out = Output::open(&self.target).await?;
-        loop {
-            tokio::select! {
-                // Wakes an idle writer for a reopen; with lines queued, `handle` sees
-                // the request before the next line anyway.
-                biased;
-                () = self.reopen.wake.notified() => self.reopen_if_requested(&mut out).await,
-                message = self.rx.recv() => {
-                    let Some(message) = message else { break };
-                    self.handle(&mut out, message).await;
-                    self.drain_queued(&mut out).await;
-                    out.flush().await;
-                }
-            }
-        }
-        out.flush().await;
+    /// Write lines on a dedicated thread until every [`AccessLog`] handle is dropped,
+    /// then flush and return. Fails only if the file cannot be opened at start; later
+    /// write errors are logged (without the line) and the lines counted as dropped.
+    pub async fn run(self) -> std::io::Result<()> {
+        let out = Output::open(&self.target)?;
+        let (done_tx, done_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("partnergate-accesslog".into())
+            .spawn(move || {
+                self.write_until_closed(out);
+                let _ = done_tx.send(());
+            })?;
+        let _ = done_rx.await;
         Ok(())
     }
 
-    /// Write what is already queued without flushing in between: under load lines
-    /// go out in buffer-sized batches, and the flush waits for an empty queue.
-    async fn drain_queued(&mut self, out: &mut Output) {
-        for _ in 0..MAX_BATCH {
-            match self.rx.try_recv() {
-                Ok(message) => self.handle(out, message).await,
-                Err(_) => return,
+    fn write_until_closed(mut self, mut out: Output) {
+        loop {
+            let mut wrote = false;
+            loop {
+                match self.rx.try_recv() {
+                    Ok(message) => {
+                        self.handle(&mut out, message);
+                        wrote = true;
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        out.flush();
+                        return;
+                    }
+                }
             }
+            self.reopen_if_requested(&mut out);
+            if wrote {
+                out.flush();
+            }
+            std::thread::sleep(TICK);
         }
     }
 
-    async fn handle(&self, out: &mut Output, message: Message) {
-        self.reopen_if_requested(out).await;
+    fn handle(&mut self, out: &mut Output, message: Message) {
+        self.reopen_if_requested(out);
         match message {
             Message::Line(rec) => {
-                if !out.write(&rec).await {
+                if !out.write(&rec) {
                     self.dropped.inc();
                 }
             }
             Message::Flush(done) => {
-                out.flush().await;
+                out.flush();
                 let _ = done.send(());
             }
         }
     }
 
-    async fn reopen_if_requested(&self, out: &mut Output) {
+    fn reopen_if_requested(&self, out: &mut Output) {
         if self.reopen.requested.swap(false, Ordering::AcqRel) {
-            out.reopen(&self.target).await;
+            out.reopen(&self.target);
         }
     }
 }
@@ -259,21 +265,21 @@ struct Output {
 }
 
 impl Output {
-    async fn open(target: &AccessLogTarget) -> std::io::Result<Self> {
+    fn open(target: &AccessLogTarget) -> std::io::Result<Self> {
         Ok(Output {
-            sink: open_sink(target).await?,
+            sink: open_sink(target)?,
             line: Vec::with_capacity(512),
             failing: false,
         })
     }
 
     /// Start a new file at the configured path; keep the old one if that fails.
-    async fn reopen(&mut self, target: &AccessLogTarget) {
+    fn reopen(&mut self, target: &AccessLogTarget) {
         if *target == AccessLogTarget::Stdout {
             return;
         }
-        self.flush().await;
-        match open_sink(target).await {
+        self.flush();
+        match open_sink(target) {
             Ok(sink) => {
                 self.sink = sink;
                 self.failing = false;
@@ -285,19 +291,19 @@ impl Output {
         }
     }
 
-    async fn write(&mut self, rec: &AccessRecord) -> bool {
+    fn write(&mut self, rec: &AccessRecord) -> bool {
         self.line.clear();
         if let Err(e) = serde_json::to_writer(&mut self.line, rec) {
             tracing::error!("access log record not serialisable: {e}");
             return false;
         }
         self.line.push(b'\n');
-        let result = self.sink.write_all(&self.line).await;
+        let result = self.sink.write_all(&self.line);
         self.outcome("write", result)
     }
 
-    async fn flush(&mut self) {
-        let result = self.sink.flush().await;
+    fn flush(&mut self) {
+        let result = self.sink.flush();
         self.outcome("flush", result);
     }
 
@@ -319,21 +325,20 @@ impl Output {
     }
 }
 
-async fn open_sink(target: &AccessLogTarget) -> std::io::Result<Sink> {
-    let inner: Box<dyn AsyncWrite + Send + Unpin> = match target {
-        AccessLogTarget::Stdout => Box::new(tokio::io::stdout()),
+fn open_sink(target: &AccessLogTarget) -> std::io::Result<Sink> {
+    let inner: Box<dyn Write + Send> = match target {
+        AccessLogTarget::Stdout => Box::new(std::io::stdout()),
         AccessLogTarget::File(path) => {
-            let file = tokio::fs::OpenOptions::new()
+            let file = std::fs::OpenOptions::new()
                 .append(true)
                 .create(true)
                 .mode(FILE_MODE)
                 .open(path)
-                .await
                 .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
             Box::new(file)
         }
     };
-    Ok(BufWriter::with_capacity(WRITE_BUFFER, inner))
+    Ok(std::io::BufWriter::with_capacity(WRITE_BUFFER, inner))
 }
 
 #[cfg(test)]

@@ -510,6 +510,27 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// The elements of an array-of-tables section (`[[routes]]`, `[[issuers]]`), each
+/// deserialized on its own, with its `section[i]` key.
+fn array_of<T: DeserializeOwned>(
+    v: &mut Validator,
+    name: &str,
+    value: &toml::Value,
+) -> Vec<(String, T)> {
+    let Some(items) = value.as_array() else {
+        v.problem(name, format!("must be an array of [[{name}]] tables"));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let key = format!("{name}[{i}]");
+        if let Some(f) = v.section::<T>(&key, item) {
+            out.push((key, f));
+        }
+    }
+    out
+}
+
 fn routes(
     v: &mut Validator,
     value: Option<&toml::Value>,
@@ -519,17 +540,9 @@ fn routes(
         v.warn("routes", "no [[routes]]: every request will get 404");
         return Vec::new();
     };
-    let Some(items) = value.as_array() else {
-        v.problem("routes", "must be an array of [[routes]] tables");
-        return Vec::new();
-    };
     let mut out: Vec<RouteConfig> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let key = format!("routes[{i}]");
-        let Some(f) = v.section::<RouteFile>(&key, item) else {
-            continue;
-        };
-        let key = format!("routes[{i}] ({})", f.name);
+    for (key, f) in array_of::<RouteFile>(v, "routes", value) {
+        let key = format!("{key} ({})", f.name);
         if out.iter().any(|r| r.name == f.name) {
             v.problem(format!("{key}.name"), "duplicate route name");
         }
@@ -838,16 +851,8 @@ fn issuers(v: &mut Validator, value: Option<&toml::Value>) -> Vec<IssuerConfig> 
     let Some(value) = value else {
         return Vec::new();
     };
-    let Some(items) = value.as_array() else {
-        v.problem("issuers", "must be an array of [[issuers]] tables");
-        return Vec::new();
-    };
     let mut out: Vec<IssuerConfig> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let key = format!("issuers[{i}]");
-        let Some(f) = v.section::<file::IssuerFile>(&key, item) else {
-            continue;
-        };
+    for (key, f) in array_of::<file::IssuerFile>(v, "issuers", value) {
         if out.iter().any(|o| o.name == f.name) {
             v.problem(format!("{key}.name"), "duplicate issuer name");
         }
