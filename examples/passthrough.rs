@@ -8,6 +8,10 @@ use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 use pingora::server::configuration::ServerConf;
 
+// The same allocator as the partnergate binary, so the comparison is of the stages only.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Passthrough {
     upstream: std::net::SocketAddr,
 }

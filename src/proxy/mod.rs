@@ -135,7 +135,8 @@ impl Gateway {
         Ok(())
     }
 
-    fn record(&self, session: &Session, ctx: &RequestCtx) {
+    /// Metrics and the access-log line; the last use of `ctx`, so its strings move out.
+    fn record(&self, session: &Session, ctx: &mut RequestCtx) {
         let req = session.req_header();
         let status = session
             .response_written()
@@ -167,18 +168,19 @@ impl Gateway {
                 .with_label_values(&[pool.name()])
                 .observe(ms / 1000.0);
         }
+        let route_name = ctx.route_name().map(str::to_string);
         self.shared.access_log.log(AccessRecord {
             ts: rfc3339_ms(std::time::SystemTime::now()),
-            request_id: ctx.request_id.clone(),
+            request_id: std::mem::take(&mut ctx.request_id),
             client_ip: ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
             method: req.method.as_str().to_string(),
-            host: ctx.host.clone(),
-            path: ctx.path.clone(),
+            host: std::mem::take(&mut ctx.host),
+            path: std::mem::take(&mut ctx.path),
             status,
             bytes_sent: session.body_bytes_sent() as u64,
             duration_ms: round3(elapsed * 1000.0),
             upstream_ms: ctx.upstream_ms.map(round3),
-            route: ctx.route_name().map(str::to_string),
+            route: route_name,
             upstream: ctx
                 .upstream
                 .as_ref()
