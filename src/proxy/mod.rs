@@ -42,14 +42,15 @@ impl Gateway {
         Gateway { shared }
     }
 
-    /// Stage 0: who is on the other end of the connection.
-    fn identify_peer(&self, session: &Session, ctx: &mut RequestCtx, snapshot: &Snapshot) {
+    /// Stage 0: who is on the other end of the connection; returns the peer address.
+    fn identify_peer(
+        &self,
+        session: &Session,
+        ctx: &mut RequestCtx,
+        snapshot: &Snapshot,
+    ) -> Option<IpAddr> {
         ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        let Some(peer) = peer else { return };
+        let peer = peer_ip(session)?;
         let server = &snapshot.config.server;
         ctx.peer_trusted = server.is_trusted_proxy(peer);
         let xff = header_str(session.req_header(), "x-forwarded-for");
@@ -63,6 +64,7 @@ impl Gateway {
                 ctx.request_id = id.to_string();
             }
         }
+        Some(peer)
     }
 
     /// Stage 1: header limit, target and host. `Err(status)` answers the request.
@@ -211,17 +213,13 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let snapshot = self.shared.snapshot();
         ctx.snapshot = Some(snapshot.clone());
-        self.identify_peer(session, ctx, &snapshot);
+        let peer = self.identify_peer(session, ctx, &snapshot);
         let limit = snapshot.config.server.max_request_header_bytes;
         if let Err(status) = self.clean_request(session, ctx, limit) {
             respond::error(session, ctx, status).await?;
             return Ok(true);
         }
-        if let Some(ip) = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip())
-        {
+        if let Some(ip) = peer {
             ctx.forwarded = forward::forwarded(
                 session.req_header(),
                 ip,
@@ -469,7 +467,7 @@ fn round3(v: f64) -> f64 {
 }
 
 /// The address of an incoming connection, as an IP, if it has one.
-pub fn peer_ip(session: &Session) -> Option<IpAddr> {
+fn peer_ip(session: &Session) -> Option<IpAddr> {
     session
         .client_addr()
         .and_then(|a| a.as_inet())

@@ -65,8 +65,9 @@ impl UpstreamPool {
         self.lb.select(b"", max).map(|b| b.addr_socket())
     }
 
+    /// Whether any address is healthy (without advancing the round robin).
     pub fn any_healthy(&self) -> bool {
-        self.select().is_some()
+        self.health().iter().any(|(_, healthy)| *healthy)
     }
 
     pub fn len(&self) -> usize {
