@@ -62,6 +62,12 @@ async fn readyz(State(s): State<AdminState>) -> Response {
     if s.shared.is_draining() {
         not_ready.push("shutting down".into());
     }
+    let ping = s.shared.services.directory.store().ping();
+    match tokio::time::timeout(std::time::Duration::from_secs(2), ping).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => not_ready.push(format!("directory: {e}")),
+        Err(_) => not_ready.push("directory: no answer within 2s".into()),
+    }
     let mut names: Vec<&String> = snapshot.upstreams.keys().collect();
     names.sort();
     for name in names {

@@ -57,6 +57,13 @@ pub enum Command {
     DemoPortal {
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: SocketAddr,
+        /// Verify `X-Partner-Assertion` against this JWKS (e.g. the gateway's
+        /// `/.partnergate/jwks.json`); pages then refuse requests without a valid one.
+        #[arg(long, value_name = "URL")]
+        jwks_url: Option<reqwest::Url>,
+        /// Required `aud` of the assertion (the gateway's upstream name); default: any.
+        #[arg(long, value_name = "NAME", requires = "jwks_url")]
+        audience: Option<String>,
     },
     /// Print the access review of every user.
     Review {

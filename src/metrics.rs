@@ -52,6 +52,10 @@ pub mod reload_result {
     pub const ERROR: &str = "error";
 }
 
+/// The `window` label of `partnergate_users_active` and its length in seconds.
+pub const USER_WINDOWS: [(&str, i64); 3] =
+    [("1d", 86_400), ("7d", 7 * 86_400), ("30d", 30 * 86_400)];
+
 /// Seconds; from sub-millisecond local answers to the longest sensible upstream wait.
 const DURATION_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -65,6 +69,13 @@ pub struct Metrics {
     pub upstream_healthy: IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub access_log_dropped: IntCounter,
+    pub logins: IntCounterVec,
+    pub login_lockouts: IntCounterVec,
+    pub sessions_active: IntGauge,
+    pub users: IntGaugeVec,
+    pub users_active: IntGaugeVec,
+    pub orgs: IntGaugeVec,
+    pub directory_cache: IntCounterVec,
     registry: Registry,
 }
 
@@ -104,8 +115,49 @@ impl Metrics {
                 names::ACCESS_LOG_DROPPED_TOTAL,
                 "Access log lines dropped because the queue was full or could not be written.",
             ),
+            logins: reg.counter_vec(
+                names::LOGINS_TOTAL,
+                "Login attempts by org (top orgs, the rest as other) and result.",
+                &[ORG, RESULT],
+            ),
+            login_lockouts: reg.counter_vec(
+                names::LOGIN_LOCKOUTS_TOTAL,
+                "Lockouts started, per account or per client IP.",
+                &[KIND],
+            ),
+            sessions_active: reg.gauge(
+                names::SESSIONS_ACTIVE,
+                "Login sessions not yet expired (refreshed every few seconds).",
+            ),
+            users: reg.gauge_vec(names::USERS, "Users in the directory by status.", &[STATUS]),
+            users_active: reg.gauge_vec(
+                names::USERS_ACTIVE,
+                "Users with a login or a request within the window.",
+                &[WINDOW],
+            ),
+            orgs: reg.gauge_vec(names::ORGS, "Orgs in the directory by status.", &[STATUS]),
+            directory_cache: reg.counter_vec(
+                names::DIRECTORY_CACHE_REQUESTS_TOTAL,
+                "Identity and session lookups answered from the cache (hit) or the store (miss).",
+                &[RESULT],
+            ),
             registry,
         };
+        for kind in ["account", "ip"] {
+            metrics.login_lockouts.with_label_values(&[kind]);
+        }
+        for result in ["hit", "miss"] {
+            metrics.directory_cache.with_label_values(&[result]);
+        }
+        for status in ["active", "invited", "suspended", "disabled"] {
+            metrics.users.with_label_values(&[status]);
+        }
+        for status in ["pending", "active", "suspended", "offboarded"] {
+            metrics.orgs.with_label_values(&[status]);
+        }
+        for window in USER_WINDOWS {
+            metrics.users_active.with_label_values(&[window.0]);
+        }
         // Both results exist from the start so that rate() and alerts see a zero.
         for result in [reload_result::SUCCESS, reload_result::ERROR] {
             metrics.config_reloads.with_label_values(&[result]);
@@ -153,6 +205,10 @@ impl Register<'_> {
         self.add(IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter"))
     }
 
+    fn gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.add(IntGauge::with_opts(Opts::new(name, help)).expect("valid gauge"))
+    }
+
     fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
         self.add(IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge"))
     }
@@ -170,6 +226,72 @@ impl Register<'_> {
         .const_label(labels::VERSION, env!("CARGO_PKG_VERSION"));
         self.add(IntGauge::with_opts(opts).expect("valid gauge"))
             .set(1);
+    }
+}
+
+/// Bounded values for the `org` label: the first `top` orgs seen keep their id, the
+/// rest count as `other` (CONTRACT §4). Orgs seen early are the active ones in practice:
+/// the set is rebuilt from login counts on restart.
+pub struct OrgLabels {
+    top: usize,
+    known: std::sync::RwLock<std::collections::HashSet<String>>,
+}
+
+pub const OTHER_ORG: &str = "other";
+/// The `org` label of a login attempt whose email names no user.
+pub const NO_ORG: &str = "none";
+
+impl OrgLabels {
+    pub fn new(top: usize) -> Self {
+        OrgLabels {
+            top,
+            known: Default::default(),
+        }
+    }
+
+    pub fn label<'a>(&self, org: &'a str) -> &'a str {
+        if let Ok(known) = self.known.read() {
+            if known.contains(org) {
+                return org;
+            }
+            if known.len() >= self.top {
+                return OTHER_ORG;
+            }
+        }
+        match self.known.write() {
+            Ok(mut known) if known.len() < self.top => {
+                known.insert(org.to_string());
+                org
+            }
+            Ok(known) if known.contains(org) => org,
+            _ => OTHER_ORG,
+        }
+    }
+}
+
+/// What the login page counts.
+pub struct LoginMetrics {
+    pub logins: IntCounterVec,
+    pub lockouts: IntCounterVec,
+    pub orgs: OrgLabels,
+}
+
+impl LoginMetrics {
+    pub fn new(metrics: &Metrics, top_orgs: usize) -> Self {
+        LoginMetrics {
+            logins: metrics.logins.clone(),
+            lockouts: metrics.login_lockouts.clone(),
+            orgs: OrgLabels::new(top_orgs),
+        }
+    }
+
+    pub fn login(&self, org: Option<&str>, result: &str) {
+        let org = org.map_or(NO_ORG, |o| self.orgs.label(o));
+        self.logins.with_label_values(&[org, result]).inc();
+    }
+
+    pub fn lockout(&self, kind: &str) {
+        self.lockouts.with_label_values(&[kind]).inc();
     }
 }
 
@@ -304,8 +426,35 @@ mod tests {
             names::ACCESS_LOG_DROPPED_TOTAL,
         ];
         let distinct: std::collections::HashSet<_> = all.iter().collect();
+        let text = Metrics::new().encode();
+        for name in all {
+            let lazy = [
+                names::HTTP_REQUESTS_TOTAL,
+                names::HTTP_REQUEST_DURATION_SECONDS,
+                names::UPSTREAM_REQUEST_DURATION_SECONDS,
+                names::UPSTREAM_HEALTHY,
+                names::POLICY_DENIALS_TOTAL,
+                names::RATELIMIT_REJECTIONS_TOTAL,
+                names::LOGINS_TOTAL,
+            ];
+            if !lazy.contains(&name) {
+                assert!(
+                    text.contains(&format!("# TYPE {name} ")),
+                    "{name} not registered"
+                );
+            }
+        }
         assert_eq!(distinct.len(), all.len());
         assert!(all.iter().all(|n| n.starts_with("partnergate_")));
+    }
+
+    #[test]
+    fn org_label_is_capped() {
+        let orgs = OrgLabels::new(2);
+        assert_eq!(orgs.label("a"), "a");
+        assert_eq!(orgs.label("b"), "b");
+        assert_eq!(orgs.label("c"), OTHER_ORG);
+        assert_eq!(orgs.label("a"), "a");
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Wiring: commands → configuration → server, background tasks and reload.
 
+mod directory_cmd;
 mod reload;
 mod serve;
+mod services;
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::cli::{CertsCommand, Cli, Command};
+use crate::cli::{CertsCommand, Cli, Command, DirectoryCommand};
 use crate::config::{AccessLogPath, Config, Problem};
 use crate::error::StartError;
 use crate::proxy::Snapshot;
@@ -25,7 +27,21 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Certs {
             command: CertsCommand::Dev { out },
         } => certs_dev(&out),
-        Command::DemoPortal { listen } => demo_portal(listen),
+        Command::DemoPortal {
+            listen,
+            jwks_url,
+            audience,
+        } => demo_portal(
+            listen,
+            crate::demo_portal::PortalOptions { jwks_url, audience },
+        ),
+        Command::Directory {
+            command: DirectoryCommand::Import { file, dry_run },
+        } => directory_cmd::import(&cli.config, &file, dry_run),
+        Command::Directory {
+            command: DirectoryCommand::Export { with_secrets },
+        } => directory_cmd::export(&cli.config, with_secrets),
+        Command::HashPassword => crate::password::hash_password_command(),
         other => {
             eprintln!(
                 "partnergate {}: not available yet in this build (identity, policy and lifecycle land in later releases)",
@@ -99,7 +115,18 @@ pub fn validate(path: &Path) -> Result<Validated, Vec<Problem>> {
 }
 
 fn check(path: &Path) -> ExitCode {
-    match validate(path) {
+    let validated = validate(path).and_then(|v| {
+        let directory = &v.snapshot.config.directory;
+        match directory_cmd::reachable(directory) {
+            Ok(()) => Ok(v),
+            Err(reason) => Err(vec![Problem {
+                file: v.snapshot.config.source.clone(),
+                key: "directory.url".into(),
+                reason: format!("directory not reachable: {reason}"),
+            }]),
+        }
+    });
+    match validated {
         Ok(v) => {
             for w in &v.warnings {
                 eprintln!("warning: {w}");
@@ -138,7 +165,10 @@ fn certs_dev(out: &Path) -> ExitCode {
     }
 }
 
-fn demo_portal(listen: std::net::SocketAddr) -> ExitCode {
+fn demo_portal(
+    listen: std::net::SocketAddr,
+    options: crate::demo_portal::PortalOptions,
+) -> ExitCode {
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -150,7 +180,7 @@ fn demo_portal(listen: std::net::SocketAddr) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(crate::demo_portal::run(listen)) {
+    match runtime.block_on(crate::demo_portal::run(listen, options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -43,6 +43,8 @@ impl Reloader {
         };
         let outcome = match result {
             Ok(snapshot) => {
+                // Keys from jwks_url are fetched before the new issuers take traffic.
+                snapshot.bearer.refresh().await;
                 self.start_health_checks(&snapshot);
                 self.shared.swap(snapshot);
                 tracing::info!("configuration reloaded from {}", self.path.display());

@@ -46,18 +46,22 @@ pub fn run(path: &Path) -> Result<(), StartError> {
     };
     let (access_log, writer) =
         accesslog::channel(target, ACCESS_LOG_QUEUE, metrics.access_log_dropped.clone());
-    let shared = Arc::new(Shared::new(
-        validated.snapshot,
-        metrics.clone(),
-        access_log.clone(),
-    ));
-
     let background = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(2)
         .thread_name("partnergate-bg")
         .enable_all()
         .build()
         .map_err(|e| StartError::Runtime(format!("background runtime: {e}")))?;
+    let services = super::services::build(&config, &metrics, &background)?;
+    background.block_on(validated.snapshot.bearer.refresh());
+    let shared = Arc::new(Shared::new(
+        validated.snapshot,
+        metrics.clone(),
+        access_log.clone(),
+        services,
+    ));
+    background.spawn(super::services::upkeep(shared.clone()));
+    background.block_on(super::services::gauges(&shared));
     let reloader = Arc::new(Reloader::new(
         path.to_path_buf(),
         shared.clone(),

@@ -245,7 +245,10 @@ pub struct RouteConfig {
 
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
+    /// The cookie actually used: without the `__Host-` prefix when `public_url` is http://.
     pub cookie_name: String,
+    /// `Secure` flag; false only when `public_url` is http://.
+    pub cookie_secure: bool,
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
 }

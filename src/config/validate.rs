@@ -196,12 +196,33 @@ fn assemble(v: &mut Validator, table: &toml::Table) -> Config {
     let routes = routes(v, table.get("routes"), &upstreams);
     shadow_warnings(v, &routes);
     let session_file = optional(v, table, "session");
-    let session = session(v, session_file);
+    let mut session = session(v, session_file);
+    if !server.public_url.https {
+        // `__Host-` cookies must be Secure; on a plain-HTTP public URL (demo, tests)
+        // the prefix and the flag are dropped together.
+        session.cookie_secure = false;
+        if let Some(rest) = session.cookie_name.strip_prefix("__Host-") {
+            session.cookie_name = rest.to_string();
+        }
+    }
     let login_file = optional(v, table, "login");
     let login = login(v, login_file);
     let directory_file = optional(v, table, "directory");
     let directory = directory(v, directory_file);
     let issuers = issuers(v, table.get("issuers"));
+    if issuers.is_empty() {
+        for (i, r) in routes.iter().enumerate() {
+            if matches!(r.auth, AuthMode::Bearer | AuthMode::Any) {
+                v.problem(
+                    format!("routes[{i}].auth"),
+                    format!(
+                        "auth = \"{}\" needs at least one [[issuers]]",
+                        r.auth.as_str()
+                    ),
+                );
+            }
+        }
+    }
     let assertion = table
         .get("assertion")
         .and_then(|value| v.section::<file::AssertionFile>("assertion", value))
@@ -245,15 +266,17 @@ fn assemble(v: &mut Validator, table: &toml::Table) -> Config {
 }
 
 fn not_used_yet(v: &mut Validator, table: &toml::Table) {
-    for section in [
-        "session",
-        "login",
-        "directory",
-        "issuers",
-        "assertion",
-        "redis",
-        "lifecycle",
-    ] {
+    if table
+        .get("login")
+        .and_then(|l| l.get("rate_limit_per_ip"))
+        .is_some()
+    {
+        v.warn(
+            "login.rate_limit_per_ip",
+            "accepted and validated, but not enforced by this build yet (rate limits land with policy)",
+        );
+    }
+    for section in ["redis", "lifecycle"] {
         if table.contains_key(section) {
             v.warn(
                 section,
@@ -588,12 +611,12 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
             format!("no [upstreams.{}] section", f.upstream),
         );
     }
-    let auth = match f.auth.as_deref().unwrap_or("none") {
+    // Fail closed: a route that does not say otherwise needs a login.
+    let auth = match f.auth.as_deref().unwrap_or("session") {
         "none" => AuthMode::None,
-        other @ ("session" | "bearer" | "any") => {
-            v.not_yet(&format!("{key}.auth"), &format!("auth = \"{other}\""));
-            AuthMode::None
-        }
+        "session" => AuthMode::Session,
+        "bearer" => AuthMode::Bearer,
+        "any" => AuthMode::Any,
         other => {
             v.problem(
                 format!("{key}.auth"),
@@ -772,6 +795,7 @@ fn session(v: &mut Validator, f: file::SessionFile) -> SessionConfig {
         );
     }
     SessionConfig {
+        cookie_secure: true,
         cookie_name,
         idle_timeout,
         absolute_timeout,
@@ -811,8 +835,11 @@ fn login(v: &mut Validator, f: file::LoginFile) -> LoginConfig {
 }
 
 fn directory(v: &mut Validator, f: file::DirectoryFile) -> DirectoryConfig {
-    let url = f
-        .url
+    // The environment wins, so a database password need not be written in the file.
+    let url = std::env::var("PARTNERGATE_DIRECTORY_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or(f.url)
         .unwrap_or_else(|| "sqlite://data/partnergate.db".into());
     let url = if let Some(rest) = url.strip_prefix("sqlite://") {
         if rest.is_empty() {

@@ -1,18 +1,20 @@
-//! `/debug/headers`, `/debug/echo/…` and `/debug/slow`: what the portal received, as JSON,
-//! and a deliberately slow answer for upstream timeout tests.
+//! `/debug/headers`, `/debug/echo/…` and `/debug/slow`: what the portal received, as JSON
+//! (with the outcome of the assertion check), and a deliberately slow answer for upstream
+//! timeout tests.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{OriginalUri, Query};
+use axum::extract::{OriginalUri, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::TryStreamExt as _;
 use http::{HeaderMap, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::header_text;
+use super::assertion::AssertionReport;
+use super::{header_text, PortalState};
 
 /// Longest `/debug/slow` sleep, so a typo cannot park a connection for hours.
 const SLOW_CAP_MS: u64 = 120_000;
@@ -26,9 +28,12 @@ struct EchoReport {
     query: Option<String>,
     headers: BTreeMap<String, String>,
     body_bytes: u64,
+    /// Never refused here, so tests can see why an assertion failed.
+    assertion: AssertionReport,
 }
 
 pub(super) async fn echo(
+    State(state): State<PortalState>,
     method: Method,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
@@ -47,6 +52,10 @@ pub(super) async fn echo(
         query: uri.query().map(str::to_owned),
         headers: lower_case_headers(&headers),
         body_bytes,
+        assertion: state
+            .check_assertion(&headers)
+            .await
+            .unwrap_or_else(AssertionReport::not_checked),
     })
     .into_response()
 }

@@ -1,12 +1,18 @@
 //! A stand-in "legacy partner portal" (CONTRACT §1 `demo-portal`): the upstream used by the
 //! demo and by the integration tests.
 //!
-//! It trusts whatever identity headers arrive — the gateway in front of it is what makes
-//! them trustworthy — and shows or echoes them, so a test can assert exactly what crossed
-//! the wire. Request data is never unwrapped: odd paths, bodies and non-UTF-8 header values
-//! are shown lossily or answered with a plain 400/404.
+//! By default it trusts whatever identity headers arrive — the gateway in front of it is
+//! what makes them trustworthy — and shows or echoes them, so a test can assert exactly
+//! what crossed the wire. Given a JWKS URL ([`PortalOptions::jwks_url`]) it trusts only
+//! signed identity: its pages refuse (403) a request without a valid `X-Partner-Assertion`,
+//! while `/debug/*` keep answering and report the verification. Each caller lands on the
+//! dashboard of their role. Request data is never unwrapped: odd paths, bodies and
+//! non-UTF-8 header values are shown lossily or answered with a plain 400/404.
 
+mod assertion;
+mod dashboards;
 mod echo;
+mod identity;
 mod pages;
 mod websocket;
 
@@ -15,6 +21,8 @@ mod tests;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::routing::{any, get};
@@ -23,8 +31,40 @@ use http::header::AsHeaderName;
 use http::{HeaderMap, StatusCode};
 use tokio::net::TcpListener;
 
-/// Build the demo portal's router.
+use assertion::{AssertionReport, AssertionVerifier};
+
+/// How the portal treats identity (the `demo-portal` command's options).
+#[derive(Debug, Clone, Default)]
+pub struct PortalOptions {
+    /// Verify `X-Partner-Assertion` against the JWKS at this URL; `None` trusts the
+    /// identity headers as they arrive.
+    pub jwks_url: Option<reqwest::Url>,
+    /// The `aud` an assertion must carry; `None` accepts any.
+    pub audience: Option<String>,
+}
+
+/// What the handlers share.
+#[derive(Clone, Default)]
+struct PortalState {
+    verifier: Option<Arc<AssertionVerifier>>,
+}
+
+impl PortalState {
+    /// The assertion check for this request; `None` when the portal does not verify.
+    async fn check_assertion(&self, headers: &HeaderMap) -> Option<AssertionReport> {
+        match &self.verifier {
+            Some(verifier) => Some(verifier.check(headers).await),
+            None => None,
+        }
+    }
+}
+
+/// Build the demo portal's router, trusting identity headers as they arrive.
 pub fn router() -> Router {
+    routes(PortalState::default())
+}
+
+fn routes(state: PortalState) -> Router {
     Router::new()
         .route("/", get(pages::dashboard))
         .route("/dashboard", get(pages::dashboard))
@@ -38,26 +78,51 @@ pub fn router() -> Router {
         .route("/healthz", get(healthz))
         .route("/ws", get(websocket::upgrade))
         .fallback(not_found)
+        .with_state(state)
 }
 
-/// Serve on an already-bound listener until `shutdown` resolves.
+/// Serve on an already-bound listener until `shutdown` resolves, trusting identity headers.
 pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router())
+    serve_with(listener, PortalOptions::default(), shutdown).await
+}
+
+/// Serve with `options`; with a JWKS URL, the JWKS is fetched before the first request
+/// is accepted (a failure is logged and retried on demand) and re-read periodically.
+pub async fn serve_with(
+    listener: TcpListener,
+    options: PortalOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = start_verifier(options).await;
+    axum::serve(listener, routes(state))
         .with_graceful_shutdown(shutdown)
         .await
 }
 
-/// Bind `addr` and serve until Ctrl-C / SIGTERM.
-pub async fn run(addr: SocketAddr) -> anyhow::Result<()> {
+async fn start_verifier(options: PortalOptions) -> PortalState {
+    let Some(url) = options.jwks_url else {
+        return PortalState::default();
+    };
+    tracing::info!(%url, audience = ?options.audience, "demo portal verifies X-Partner-Assertion");
+    let verifier = Arc::new(AssertionVerifier::new(url, options.audience));
+    verifier.refresh(Duration::ZERO).await;
+    tokio::spawn(assertion::refresh_periodically(Arc::downgrade(&verifier)));
+    PortalState {
+        verifier: Some(verifier),
+    }
+}
+
+/// Bind `addr` and serve with `options` until Ctrl-C / SIGTERM.
+pub async fn run(addr: SocketAddr, options: PortalOptions) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot bind the demo portal to {addr}"))?;
     let local = listener.local_addr().unwrap_or(addr);
     tracing::info!(addr = %local, "demo portal listening");
-    serve(listener, shutdown_signal())
+    serve_with(listener, options, shutdown_signal())
         .await
         .context("demo portal server failed")?;
     tracing::info!("demo portal stopped");

@@ -4,6 +4,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::directory::CachedIdentity;
+
 use super::state::{InflightGuard, Snapshot};
 use super::upstream::UpstreamPool;
 
@@ -61,6 +63,13 @@ pub struct RequestCtx {
     pub upstream_ms: Option<f64>,
     pub connect_attempts: usize,
     pub forwarded: Forwarded,
+    /// The authenticated identity (routes with `auth` other than none).
+    pub identity: Option<Arc<CachedIdentity>>,
+    /// Authenticated by a bearer token (its Authorization header is not forwarded).
+    pub bearer: bool,
+    /// For the access log: the user's email and org id, once known.
+    pub user: Option<String>,
+    pub org: Option<String>,
     _inflight: InflightGuard,
 }
 
@@ -86,6 +95,10 @@ impl RequestCtx {
             upstream_ms: None,
             connect_attempts: 0,
             forwarded: Forwarded::default(),
+            identity: None,
+            bearer: false,
+            user: None,
+            org: None,
             _inflight: inflight,
         }
     }

@@ -106,24 +106,40 @@ fn is_forwarding_header(name: &str) -> bool {
         || (n.len() > 12 && n[..12].eq_ignore_ascii_case(b"x_forwarded_"))
 }
 
+/// Remove the gateway's cookies (the session cookie and its `-csrf` companion, with or
+/// without the `__Host-` prefix) from every `Cookie` header (HTTP/2 clients send one
+/// header per cookie).
 fn strip_cookie(req: &mut RequestHeader, cookie_name: &str) {
-    let Some(value) = req.headers.get("cookie").and_then(|v| v.to_str().ok()) else {
-        return;
-    };
-    if !value.contains(cookie_name) {
-        return;
-    }
-    let kept: Vec<&str> = value
-        .split(';')
-        .map(str::trim)
-        .filter(|c| !c.is_empty() && c.split('=').next().map(str::trim) != Some(cookie_name))
+    let base = cookie_name.strip_prefix("__Host-").unwrap_or(cookie_name);
+    let values: Vec<&[u8]> = req
+        .headers
+        .get_all("cookie")
+        .iter()
+        .map(|v| v.as_bytes())
         .collect();
-    let kept = kept.join("; ");
-    if kept.is_empty() {
-        req.remove_header("cookie");
-    } else {
-        let _ = req.insert_header("cookie", kept);
+    if !values.iter().any(|v| contains(v, base.as_bytes())) {
+        return;
     }
+    let ours = |name: &str| {
+        let name = name.strip_prefix("__Host-").unwrap_or(name);
+        name == base || name.strip_suffix("-csrf") == Some(base)
+    };
+    let kept: Vec<String> = values
+        .iter()
+        .filter_map(|v| std::str::from_utf8(v).ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !ours(c.split('=').next().map(str::trim).unwrap_or("")))
+        .map(str::to_string)
+        .collect();
+    req.remove_header("cookie");
+    if !kept.is_empty() {
+        let _ = req.insert_header("cookie", kept.join("; "));
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]

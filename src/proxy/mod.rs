@@ -1,8 +1,10 @@
 //! The pingora glue: one `ProxyHttp` phase per method, each calling named stages
 //! (CONTRACT §3). Only this module, `app`, `admin` and `tls` know about pingora.
 
+mod auth;
 mod ctx;
 mod forward;
+mod reserved;
 mod respond;
 mod sni;
 mod state;
@@ -13,6 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -20,7 +23,9 @@ use pingora::ErrorType;
 
 pub use ctx::{Decision, RequestCtx};
 pub use sni::SniCapture;
-pub use state::{InflightGuard, Shared, Snapshot};
+pub use state::{InflightGuard, Services, Shared, Snapshot};
+
+use auth::Refusal;
 
 use crate::accesslog::{rfc3339_ms, AccessRecord};
 use crate::metrics::{method_label, status_label};
@@ -133,8 +138,68 @@ impl Gateway {
             return Err(403);
         }
         ctx.upstream = snapshot.route_upstream(found.index).cloned();
-        ctx.decision = Decision::Allow;
         Ok(())
+    }
+
+    /// Stages 3–4: authenticate and resolve the identity; answer the request on refusal.
+    /// `Ok(true)`: the request was answered.
+    async fn authorize(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        snapshot: &Arc<Snapshot>,
+    ) -> Result<bool> {
+        let Some(route) = ctx.route.and_then(|i| snapshot.routes.get(i)) else {
+            return Ok(false);
+        };
+        if route.auth != crate::config::AuthMode::None {
+            let services = &self.shared.services;
+            let refused =
+                auth::authenticate(session.req_header(), ctx, route, snapshot, services).await;
+            if let Err(refusal) = refused {
+                self.refuse(session, ctx, refusal).await?;
+                return Ok(true);
+            }
+        }
+        ctx.decision = Decision::Allow;
+        Ok(false)
+    }
+
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        refusal: Refusal,
+    ) -> Result<()> {
+        match refusal {
+            Refusal::Unauthenticated { reason, bad_token } => {
+                ctx.decision = Decision::Unauthenticated;
+                ctx.reason = Some(reason);
+                if !bad_token && auth::is_browser_navigation(session.req_header()) {
+                    let location = auth::login_location(&ctx.path, ctx.query.as_deref());
+                    let extra = [("location", location.as_str())];
+                    let body = Bytes::from_static(b"");
+                    return respond::send(session, ctx, 302, "text/plain", body, &extra).await;
+                }
+                let challenge = if bad_token {
+                    "Bearer realm=\"partnergate\", error=\"invalid_token\""
+                } else {
+                    "Bearer realm=\"partnergate\""
+                };
+                let body = respond::error_body(401, &ctx.request_id);
+                let extra = [("www-authenticate", challenge)];
+                respond::send(session, ctx, 401, "application/json", body, &extra).await
+            }
+            Refusal::Forbidden(reason) => {
+                ctx.deny(reason);
+                respond::error(session, ctx, 403).await
+            }
+            Refusal::Unavailable => {
+                ctx.decision = Decision::Error;
+                ctx.reason = Some("directory_unavailable");
+                respond::error(session, ctx, 503).await
+            }
+        }
     }
 
     /// Metrics and the access-log line; the last use of `ctx`, so its strings move out.
@@ -188,8 +253,8 @@ impl Gateway {
                 .as_ref()
                 .filter(|_| ctx.upstream_started.is_some())
                 .map(|p| p.name().to_string()),
-            user: None,
-            org: None,
+            user: ctx.user.take(),
+            org: ctx.org.take(),
             decision: ctx.decision.as_str(),
             reason: ctx.reason,
             user_agent: header_str(req, "user-agent").map(|ua| truncate(ua, 256)),
@@ -230,14 +295,14 @@ impl ProxyHttp for Gateway {
         }
         if ctx.path == RESERVED_PREFIX || ctx.path.starts_with("/.partnergate/") {
             ctx.decision = Decision::Allow;
-            respond::error(session, ctx, 404).await?;
+            reserved::serve(session, ctx, &snapshot, &self.shared.services).await?;
             return Ok(true);
         }
         if let Err(status) = self.route_request(session, ctx, &snapshot) {
             respond::error(session, ctx, status).await?;
             return Ok(true);
         }
-        Ok(false)
+        self.authorize(session, ctx, &snapshot).await
     }
 
     async fn upstream_peer(
@@ -298,7 +363,7 @@ impl ProxyHttp for Gateway {
         upstream_request.insert_header("x-forwarded-proto", ctx.forwarded.proto.clone())?;
         upstream_request.insert_header("x-forwarded-host", ctx.forwarded.host.clone())?;
         upstream_request.insert_header("x-request-id", ctx.request_id.clone())?;
-        Ok(())
+        auth::identity_headers(upstream_request, ctx, &snapshot, &self.shared.services)
     }
 
     async fn upstream_response_filter(

@@ -9,8 +9,11 @@ use arc_swap::ArcSwap;
 
 use crate::accesslog::AccessLog;
 use crate::config::{Config, Problem};
+use crate::directory::Directory;
+use crate::jwt::{AssertionSigner, BearerVerifier};
 use crate::metrics::Metrics;
 use crate::policy::RouteTable;
+use crate::session::Sessions;
 
 use super::upstream::UpstreamPool;
 
@@ -23,6 +26,11 @@ pub struct Snapshot {
     pub upstreams: HashMap<String, Arc<UpstreamPool>>,
     /// `route_upstreams[i]` is the pool of `config.routes[i]`.
     route_upstreams: Vec<Arc<UpstreamPool>>,
+    /// Bearer-token verification for `[[issuers]]`.
+    pub bearer: Arc<BearerVerifier>,
+    /// The `X-Partner-Assertion` signer and its public JWKS, with `[assertion]`.
+    pub assertion: Option<Arc<AssertionSigner>>,
+    pub jwks: Option<Arc<str>>,
 }
 
 impl Snapshot {
@@ -62,11 +70,39 @@ impl Snapshot {
                 }),
             }
         }
-        if !problems.is_empty() {
+        let bearer = match BearerVerifier::from_config(&config.issuers) {
+            Ok(b) => Some(Arc::new(b)),
+            Err(errors) => {
+                problems.extend(errors.into_iter().map(|(key, reason)| Problem {
+                    file: config.source.clone(),
+                    key,
+                    reason,
+                }));
+                None
+            }
+        };
+        let assertion = match &config.assertion {
+            Some(a) => match AssertionSigner::load(a) {
+                Ok(signer) => Some(Arc::new(signer)),
+                Err(reason) => {
+                    problems.push(Problem {
+                        file: config.source.clone(),
+                        key: "assertion.key_file".into(),
+                        reason,
+                    });
+                    None
+                }
+            },
+            None => None,
+        };
+        let Some(bearer) = bearer.filter(|_| problems.is_empty()) else {
             return Err(problems);
-        }
+        };
         Ok(Snapshot {
             routes: RouteTable::new(config.clone()),
+            jwks: assertion.as_ref().map(|s| Arc::from(s.jwks_json())),
+            assertion,
+            bearer,
             config,
             upstreams,
             route_upstreams,
@@ -89,22 +125,39 @@ fn same_upstream(a: &crate::config::UpstreamConfig, b: &crate::config::UpstreamC
             == b.health_check.as_ref().map(|h| (&h.path, h.interval))
 }
 
+/// The long-lived parts behind authentication and the reserved paths.
+pub struct Services {
+    pub directory: Arc<Directory>,
+    pub sessions: Arc<Sessions>,
+    /// The gateway's own pages (`/.partnergate/…`).
+    pub portal: axum::Router,
+    /// The background runtime: directory I/O and the portal run there.
+    pub background: tokio::runtime::Handle,
+}
+
 /// Process-wide state of the gateway.
 pub struct Shared {
     live: ArcSwap<Snapshot>,
     pub metrics: Arc<Metrics>,
     pub access_log: AccessLog,
+    pub services: Services,
     inflight: AtomicUsize,
     draining: AtomicBool,
     ids: RequestIds,
 }
 
 impl Shared {
-    pub fn new(snapshot: Snapshot, metrics: Arc<Metrics>, access_log: AccessLog) -> Self {
+    pub fn new(
+        snapshot: Snapshot,
+        metrics: Arc<Metrics>,
+        access_log: AccessLog,
+        services: Services,
+    ) -> Self {
         Shared {
             live: ArcSwap::from_pointee(snapshot),
             metrics,
             access_log,
+            services,
             inflight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
             ids: RequestIds::new(),

@@ -97,6 +97,7 @@ pub struct GatewayBuilder {
     server_extra: String,
     body: String,
     tls: bool,
+    import: Option<PathBuf>,
 }
 
 impl GatewayBuilder {
@@ -107,7 +108,14 @@ impl GatewayBuilder {
             server_extra: String::new(),
             body: body.into(),
             tls: false,
+            import: None,
         }
+    }
+
+    /// Import a directory file (`partnergate directory import`) before starting.
+    pub fn import(mut self, file: impl Into<PathBuf>) -> Self {
+        self.import = Some(file.into());
+        self
     }
 
     pub fn tls(mut self) -> Self {
@@ -132,6 +140,13 @@ impl GatewayBuilder {
             "[server]\nlisten = \"{http}\"\nadmin_listen = \"{admin}\"\nthreads = 2\nshutdown_grace = \"5s\"\n{}",
             self.server_extra
         );
+        if !self.server_extra.contains("public_url") {
+            let public = match https {
+                Some(addr) => format!("https://localhost:{}", addr.port()),
+                None => format!("http://{http}"),
+            };
+            server.push_str(&format!("public_url = \"{public}\"\n"));
+        }
         if let Some(addr) = https {
             let certs = dev_certs();
             server.push_str(&format!(
@@ -147,6 +162,20 @@ impl GatewayBuilder {
         );
         let config_path = dir.path().join("partnergate.toml");
         std::fs::write(&config_path, text).expect("write config");
+        if let Some(file) = &self.import {
+            let out = Command::new(BIN)
+                .args(["directory", "import"])
+                .arg(file)
+                .arg("--config")
+                .arg(&config_path)
+                .output()
+                .expect("run directory import");
+            assert!(
+                out.status.success(),
+                "directory import failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let stderr_path = dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let child = Command::new(BIN)
@@ -251,6 +280,22 @@ impl Gateway {
         }
     }
 
+    /// The first access log line matching `pred`, waiting up to 10 s for it.
+    pub async fn access_line(
+        &self,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = self.access_lines(0).await;
+            if let Some(line) = lines.into_iter().find(|l| pred(l)) {
+                return line;
+            }
+            assert!(Instant::now() < deadline, "no matching access log line");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn metrics(&self) -> String {
         client()
             .get(self.admin_url("/metrics"))
@@ -310,4 +355,167 @@ pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 
 /// The standard body: one upstream named `portal` and a catch-all route.
 pub fn portal_upstream(portal: SocketAddr) -> String {
     format!("[upstreams.portal]\naddrs = [\"{portal}\"]\n")
+}
+
+/// The shipped demo directory (orgs, users, grants; password [`DEMO_PASSWORD`]).
+pub fn demo_directory() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo-directory.toml")
+}
+
+pub const DEMO_PASSWORD: &str = "partner-demo-2026";
+
+/// A fresh PostgreSQL schema on 127.0.0.1:5432 (db `test`) for one test, as a
+/// `directory.url`; dropped when the guard goes.
+pub struct PgSchema {
+    pub url: String,
+    name: String,
+}
+
+pub const PG_BASE: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+impl PgSchema {
+    pub async fn new() -> PgSchema {
+        use sqlx::Connection;
+        let name = format!("e2e_{}_{:08x}", std::process::id(), rand::random::<u32>());
+        let mut conn = sqlx::PgConnection::connect(PG_BASE)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (scripts/test starts it)");
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create schema");
+        PgSchema {
+            url: format!("{PG_BASE}?options=-c%20search_path%3D{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc"])
+            .arg(format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name))
+            .output();
+    }
+}
+
+/// A browser-like session with the gateway: cookies kept by hand so tests can read them.
+pub struct Browser {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl Browser {
+    pub fn new(base: impl Into<String>) -> Browser {
+        Browser {
+            base: base.into(),
+            client: client(),
+            cookies: Default::default(),
+        }
+    }
+
+    pub fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, resp: &reqwest::Response) {
+        for v in resp.headers().get_all("set-cookie") {
+            let v = v.to_str().expect("ascii set-cookie");
+            let pair = v.split(';').next().unwrap_or("");
+            if let Some((k, val)) = pair.split_once('=') {
+                if val.is_empty() || v.contains("Max-Age=0") {
+                    self.cookies.remove(k);
+                } else {
+                    self.cookies.insert(k.to_string(), val.to_string());
+                }
+            }
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> reqwest::Response {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("accept", "text/html,application/xhtml+xml")
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .expect("GET");
+        self.keep(&resp);
+        resp
+    }
+
+    /// POST a form as a browser would from a page of `origin`.
+    pub async fn post_form(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        origin: &str,
+    ) -> reqwest::Response {
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", origin)
+            .header("cookie", self.cookie_header())
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        self.keep(&resp);
+        resp
+    }
+
+    /// Open the login page and sign in; returns the POST's response.
+    pub async fn login(&mut self, email: &str, password: &str, rd: &str) -> reqwest::Response {
+        let page = self
+            .get(&format!("/.partnergate/login?rd={}", urlencode(rd)))
+            .await;
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.expect("login page");
+        let csrf = hidden_value(&html, "csrf").expect("csrf field");
+        let origin = self.base.clone();
+        self.post_form(
+            "/.partnergate/login",
+            &[
+                ("email", email),
+                ("password", password),
+                ("csrf", &csrf),
+                ("rd", rd),
+            ],
+            &origin,
+        )
+        .await
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The value of `<input type="hidden" name="NAME" value="...">` in a page.
+pub fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
 }

@@ -11,7 +11,7 @@ use crate::common::{
 
 fn catch_all(portal: std::net::SocketAddr) -> String {
     format!(
-        "{}\n[[routes]]\nname = \"ws\"\npath = \"/ws\"\nupstream = \"portal\"\nwebsocket = true\n\n[[routes]]\nname = \"portal\"\npath = \"/\"\nupstream = \"portal\"\n",
+        "{}\n[[routes]]\nauth = \"none\"\nname = \"ws\"\npath = \"/ws\"\nupstream = \"portal\"\nwebsocket = true\n\n[[routes]]\nauth = \"none\"\nname = \"portal\"\npath = \"/\"\nupstream = \"portal\"\n",
         portal_upstream(portal)
     )
 }
@@ -109,7 +109,7 @@ async fn bad_hosts_are_refused() {
 async fn unknown_host_and_path_get_404_and_methods_are_enforced() {
     let portal = Portal::start().await;
     let body = format!(
-        "{}\n[[routes]]\nname = \"partners\"\nhost = \"partners.example.com\"\npath = \"/debug\"\nmethods = [\"GET\"]\nupstream = \"portal\"\n\n[[routes]]\nname = \"wild\"\nhost = \"*.example.net\"\npath = \"/\"\nupstream = \"portal\"\n",
+        "{}\n[[routes]]\nauth = \"none\"\nname = \"partners\"\nhost = \"partners.example.com\"\npath = \"/debug\"\nmethods = [\"GET\"]\nupstream = \"portal\"\n\n[[routes]]\nauth = \"none\"\nname = \"wild\"\nhost = \"*.example.net\"\npath = \"/\"\nupstream = \"portal\"\n",
         portal_upstream(portal.addr)
     );
     let gw = GatewayBuilder::new(body).start().await;
@@ -154,7 +154,7 @@ async fn unknown_host_and_path_get_404_and_methods_are_enforced() {
 async fn strip_prefix_rewrites_the_forwarded_path() {
     let portal = Portal::start().await;
     let body = format!(
-        "{}\n[[routes]]\nname = \"legacy\"\npath = \"/portal\"\nstrip_prefix = \"/portal\"\nupstream = \"portal\"\n",
+        "{}\n[[routes]]\nauth = \"none\"\nname = \"legacy\"\npath = \"/portal\"\nstrip_prefix = \"/portal\"\nupstream = \"portal\"\n",
         portal_upstream(portal.addr)
     );
     let gw = GatewayBuilder::new(body).start().await;
@@ -198,7 +198,7 @@ async fn dead_upstream_is_502_without_detail() {
 async fn slow_upstream_is_504() {
     let portal = Portal::start().await;
     let body = format!(
-        "[upstreams.portal]\naddrs = [\"{}\"]\nread_timeout = \"300ms\"\n\n[[routes]]\nname = \"portal\"\npath = \"/\"\nupstream = \"portal\"\n",
+        "[upstreams.portal]\naddrs = [\"{}\"]\nread_timeout = \"300ms\"\n\n[[routes]]\nauth = \"none\"\nname = \"portal\"\npath = \"/\"\nupstream = \"portal\"\n",
         portal.addr
     );
     let gw = GatewayBuilder::new(body).start().await;
@@ -221,7 +221,7 @@ async fn health_checks_route_around_a_dead_address() {
     let portal = Portal::start().await;
     let dead = free_addr();
     let body = format!(
-        "[upstreams.portal]\naddrs = [\"{dead}\", \"{}\"]\nhealth_check = {{ path = \"/healthz\", interval = \"200ms\" }}\n\n[[routes]]\nname = \"portal\"\npath = \"/\"\nupstream = \"portal\"\n",
+        "[upstreams.portal]\naddrs = [\"{dead}\", \"{}\"]\nhealth_check = {{ path = \"/healthz\", interval = \"200ms\" }}\n\n[[routes]]\nauth = \"none\"\nname = \"portal\"\npath = \"/\"\nupstream = \"portal\"\n",
         portal.addr
     );
     let gw = GatewayBuilder::new(body).start().await;
@@ -254,7 +254,7 @@ async fn health_checks_route_around_a_dead_address() {
 async fn readyz_reports_an_upstream_without_healthy_address() {
     let dead = free_addr();
     let body = format!(
-        "[upstreams.portal]\naddrs = [\"{dead}\"]\nhealth_check = {{ path = \"/healthz\", interval = \"200ms\" }}\n\n[[routes]]\nname = \"portal\"\npath = \"/\"\nupstream = \"portal\"\n"
+        "[upstreams.portal]\naddrs = [\"{dead}\"]\nhealth_check = {{ path = \"/healthz\", interval = \"200ms\" }}\n\n[[routes]]\nauth = \"none\"\nname = \"portal\"\npath = \"/\"\nupstream = \"portal\"\n"
     );
     let gw = GatewayBuilder::new(body).start().await;
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -280,7 +280,7 @@ async fn websocket_only_where_the_route_allows_it() {
     use tokio_tungstenite::tungstenite::Message;
     let portal = Portal::start().await;
     let body = format!(
-        "{}\n[[routes]]\nname = \"ws\"\npath = \"/ws\"\nupstream = \"portal\"\nwebsocket = true\n\n[[routes]]\nname = \"blocked\"\npath = \"/blocked\"\nstrip_prefix = \"/blocked\"\nupstream = \"portal\"\n",
+        "{}\n[[routes]]\nauth = \"none\"\nname = \"ws\"\npath = \"/ws\"\nupstream = \"portal\"\nwebsocket = true\n\n[[routes]]\nauth = \"none\"\nname = \"blocked\"\npath = \"/blocked\"\nstrip_prefix = \"/blocked\"\nupstream = \"portal\"\n",
         portal_upstream(portal.addr)
     );
     let gw = GatewayBuilder::new(body).start().await;
@@ -523,7 +523,7 @@ async fn upstream_tls_is_verified_with_sni() {
     let ca = crate::common::dev_certs().join("ca.crt");
     let upstream = |sni: &str| {
         format!(
-            "[upstreams.portal]\naddrs = [\"{inner_tls}\"]\ntls = true\nsni = \"{sni}\"\nca_file = \"{}\"\n\n[[routes]]\nname = \"portal\"\npath = \"/\"\nupstream = \"portal\"\n",
+            "[upstreams.portal]\naddrs = [\"{inner_tls}\"]\ntls = true\nsni = \"{sni}\"\nca_file = \"{}\"\n\n[[routes]]\nauth = \"none\"\nname = \"portal\"\npath = \"/\"\nupstream = \"portal\"\n",
             ca.display()
         )
     };

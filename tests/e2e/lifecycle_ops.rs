@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::common::{client, metric_sum, portal_upstream, GatewayBuilder, Portal};
 
 fn route(name: &str, path: &str) -> String {
-    format!("\n[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"portal\"\n")
+    format!("\n[[routes]]\nauth = \"none\"\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"portal\"\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,4 +5,6 @@ mod common;
 
 mod check;
 mod dataplane;
+mod identity;
+mod identity_clock;
 mod lifecycle_ops;

@@ -30,7 +30,13 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.server.public_url.origin(), "http://localhost:8080");
     assert_eq!(c.upstreams[0].connect_timeout, Duration::from_secs(2));
     assert_eq!(c.upstreams[0].read_timeout, Duration::from_secs(30));
-    assert_eq!(c.routes[0].auth, AuthMode::None);
+    // Fail closed: a route that does not name its auth needs a login.
+    assert_eq!(c.routes[0].auth, AuthMode::Session);
+    assert_eq!(
+        c.session.cookie_name, "partnergate",
+        "http public_url drops __Host-"
+    );
+    assert!(!c.session.cookie_secure);
     assert_eq!(c.access_log.path, AccessLogPath::Stdout);
     assert_eq!(c.directory.url, "sqlite:///etc/pg/data/partnergate.db");
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
@@ -166,15 +172,25 @@ upstream = "portal"
 }
 
 #[test]
-fn identity_and_policy_keys_are_not_yet_supported() {
+fn policy_keys_are_not_yet_supported() {
     let text = format!(
         "{MINIMAL}\n[[routes]]\nname = \"p\"\npath = \"/p\"\nupstream = \"portal\"\nauth = \"session\"\nallow_roles = [\"x\"]\nrate_limit = {{ key = \"user\", per_second = 1, burst = 1 }}\n"
     );
     let errors = load(&text).expect_err("invalid").0;
-    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(errors
         .iter()
         .all(|p| p.reason.contains("not yet supported")));
+}
+
+#[test]
+fn bearer_routes_need_an_issuer() {
+    let text = format!(
+        "{MINIMAL}\n[[routes]]\nname = \"api\"\npath = \"/api\"\nupstream = \"portal\"\nauth = \"bearer\"\n"
+    );
+    let errors = load(&text).expect_err("invalid").0;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].key.ends_with(".auth") && errors[0].reason.contains("[[issuers]]"));
 }
 
 #[test]

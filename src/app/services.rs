@@ -1,0 +1,152 @@
+//! The long-lived parts behind identity: directory, sessions, password hashing, the
+//! portal router, and the background tasks that keep them tidy.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::directory::{self, CacheCounters, Directory};
+use crate::error::StartError;
+use crate::metrics::{LoginMetrics, Metrics, USER_WINDOWS};
+use crate::password::PasswordHasher;
+use crate::portal::{self, PortalState};
+use crate::proxy::{Services, Shared};
+use crate::session::{LoginService, Sessions};
+
+/// Queue of the password-hashing pool: logins waiting beyond this get "try again".
+const HASH_QUEUE: usize = 64;
+
+/// Open the directory (migrations included) and build the services on `runtime`.
+pub fn build(
+    config: &Config,
+    metrics: &Metrics,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Services, StartError> {
+    let url = config.directory.url.clone();
+    let store = runtime
+        .block_on(async move {
+            tokio::time::timeout(Duration::from_secs(30), directory::connect(&url)).await
+        })
+        .map_err(|_| StartError::Runtime("directory: no answer within 30s".into()))?
+        .map_err(|e| {
+            StartError::Runtime(format!("directory {}: {e}", redact(&config.directory.url)))
+        })?;
+    tracing::info!(
+        "directory: {} at {}",
+        store.kind(),
+        redact(&config.directory.url)
+    );
+    let counters = CacheCounters {
+        hit: metrics.directory_cache.with_label_values(&["hit"]),
+        miss: metrics.directory_cache.with_label_values(&["miss"]),
+    };
+    let directory = Arc::new(Directory::new(
+        store,
+        runtime.handle().clone(),
+        config.directory.cache_capacity,
+        config.directory.cache_ttl,
+        counters,
+    ));
+    let sessions = Arc::new(Sessions::new(
+        directory.clone(),
+        crate::clock::system(),
+        config.directory.cache_capacity,
+    ));
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
+    let hasher = Arc::new(PasswordHasher::new(threads, HASH_QUEUE));
+    let state = Arc::new(PortalState {
+        login: LoginService::new(sessions.clone(), hasher),
+        metrics: LoginMetrics::new(metrics, config.metrics.top_orgs),
+    });
+    Ok(Services {
+        directory,
+        sessions,
+        portal: portal::router(state),
+        background: runtime.handle().clone(),
+    })
+}
+
+/// A database URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Background upkeep: activity writes, session sweep, directory gauges, JWKS refresh.
+pub async fn upkeep(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        n += 1;
+        let services = &shared.services;
+        if let Err(e) = services.directory.flush_activity().await {
+            tracing::warn!("writing last_seen_at: {e}");
+        }
+        if let Err(e) = services.sessions.flush_activity().await {
+            tracing::warn!("writing session activity: {e}");
+        }
+        let snapshot = shared.snapshot();
+        if n % 4 == 0 {
+            match services
+                .sessions
+                .sweep(snapshot.config.session.idle_timeout)
+                .await
+            {
+                Ok(0) => {}
+                Ok(swept) => tracing::debug!("swept {swept} expired session(s)"),
+                Err(e) => tracing::warn!("session sweep: {e}"),
+            }
+        }
+        if n % 20 == 0 {
+            snapshot.bearer.refresh().await;
+        }
+        gauges(&shared).await;
+    }
+}
+
+/// Refresh the directory gauges of CONTRACT §4.
+pub async fn gauges(shared: &Shared) {
+    let now = shared.services.sessions.clock().now();
+    let windows: Vec<i64> = USER_WINDOWS.iter().map(|w| w.1).collect();
+    let stats = match shared.services.directory.store().stats(now, &windows).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("directory stats: {e}");
+            return;
+        }
+    };
+    let m = &shared.metrics;
+    m.sessions_active.set(stats.sessions_active);
+    for (status, count) in &stats.users_by_status {
+        m.users.with_label_values(&[status.as_str()]).set(*count);
+    }
+    for (status, count) in &stats.orgs_by_status {
+        m.orgs.with_label_values(&[status.as_str()]).set(*count);
+    }
+    for (window, count) in &stats.users_active {
+        if let Some((label, _)) = USER_WINDOWS.iter().find(|w| w.1 == *window) {
+            m.users_active.with_label_values(&[label]).set(*count);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(
+            redact("postgres://pg:secret@db:5432/x"),
+            "postgres://pg:***@db:5432/x"
+        );
+        assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

@@ -1,0 +1,196 @@
+//! The directory as the request path sees it: the [`Store`] behind moka caches for
+//! identities and email → user id, with explicit invalidation used by every write.
+//!
+//! Store calls run on the background runtime (`runtime`), never on the proxy's
+//! threads' own I/O: a cache miss hands the query over and awaits the answer.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use moka::sync::Cache;
+use prometheus::IntCounter;
+
+use super::model::{Identity, Timestamp};
+use super::store::{Store, StoreError, StoreResult};
+
+/// How often a user's `last_seen_at` may be written (CONTRACT: at most once a minute).
+pub const TOUCH_EVERY: i64 = 60;
+
+/// An identity in the cache, with the throttle of its `last_seen_at` updates.
+#[derive(Debug)]
+pub struct CachedIdentity {
+    pub identity: Arc<Identity>,
+    /// The directory generation this identity was loaded under (assertion reuse key).
+    pub generation: u64,
+    touched: AtomicI64,
+}
+
+/// Cache hit and miss counters (`partnergate_directory_cache_requests_total`).
+#[derive(Clone)]
+pub struct CacheCounters {
+    pub hit: IntCounter,
+    pub miss: IntCounter,
+}
+
+pub struct Directory {
+    store: Arc<dyn Store>,
+    runtime: tokio::runtime::Handle,
+    identities: Cache<String, Arc<CachedIdentity>>,
+    emails: Cache<String, String>,
+    generation: AtomicU64,
+    counters: CacheCounters,
+    /// user id → last request time, waiting to be written by [`Directory::flush_activity`].
+    seen: Mutex<Vec<(String, Timestamp)>>,
+}
+
+impl Directory {
+    pub fn new(
+        store: Arc<dyn Store>,
+        runtime: tokio::runtime::Handle,
+        capacity: u64,
+        ttl: Duration,
+        counters: CacheCounters,
+    ) -> Self {
+        Directory {
+            store,
+            runtime,
+            identities: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .support_invalidation_closures()
+                .build(),
+            emails: Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            generation: AtomicU64::new(1),
+            counters,
+            seen: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Bumped by every invalidation; signed assertions are reused only within one.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Run a store call on the background runtime and wait for it.
+    pub async fn call<T, F, Fut>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(Arc<dyn Store>) -> Fut,
+        Fut: Future<Output = StoreResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let task = self.runtime.spawn(f(self.store.clone()));
+        task.await
+            .map_err(|e| StoreError::Unavailable(format!("directory task failed: {e}")))?
+    }
+
+    /// The identity of `user_id`, from the cache or the store. `Ok(None)`: no such user.
+    pub async fn identity(&self, user_id: &str) -> StoreResult<Option<Arc<CachedIdentity>>> {
+        if let Some(hit) = self.identities.get(user_id) {
+            self.counters.hit.inc();
+            return Ok(Some(hit));
+        }
+        self.counters.miss.inc();
+        let generation = self.generation();
+        let id = user_id.to_string();
+        let loaded = self
+            .call(move |s| async move { s.identity(&id).await })
+            .await?;
+        Ok(loaded.map(|identity| {
+            let entry = Arc::new(CachedIdentity {
+                identity: Arc::new(identity),
+                generation,
+                touched: AtomicI64::new(0),
+            });
+            // Do not cache what an invalidation raced past.
+            if self.generation() == generation {
+                self.identities.insert(user_id.to_string(), entry.clone());
+            }
+            entry
+        }))
+    }
+
+    /// The user id for an email (bearer tokens name users by email).
+    pub async fn user_id_by_email(&self, email: &str) -> StoreResult<Option<String>> {
+        let email = email.to_ascii_lowercase();
+        if let Some(id) = self.emails.get(&email) {
+            self.counters.hit.inc();
+            return Ok(Some(id));
+        }
+        self.counters.miss.inc();
+        let key = email.clone();
+        let user = self
+            .call(move |s| async move { s.user_by_email(&key).await })
+            .await?;
+        Ok(user.map(|u| {
+            self.emails.insert(email, u.id.clone());
+            u.id
+        }))
+    }
+
+    /// Drop everything cached about a user (status, roles or grants changed).
+    pub fn invalidate_user(&self, user_id: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.identities.invalidate(user_id);
+    }
+
+    /// Drop every cached identity of an org's users (org suspended, type changed…).
+    pub fn invalidate_org(&self, org_id: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let org = org_id.to_string();
+        if let Err(e) = self
+            .identities
+            .invalidate_entries_if(move |_, v| v.identity.org.id == org)
+        {
+            tracing::warn!("org cache invalidation fell back to a full clear: {e}");
+            self.identities.invalidate_all();
+        }
+    }
+
+    /// Drop every cached identity and email (bulk changes such as an import).
+    pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.identities.invalidate_all();
+        self.emails.invalidate_all();
+    }
+
+    /// Note a request by the user; cheap, and queues a `last_seen_at` write at most once
+    /// a minute per user.
+    pub fn saw(&self, entry: &CachedIdentity, now: Timestamp) {
+        let last = entry.touched.load(Ordering::Relaxed);
+        if now - last < TOUCH_EVERY {
+            return;
+        }
+        if entry
+            .touched
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            if let Ok(mut seen) = self.seen.lock() {
+                seen.push((entry.identity.user_id.clone(), now));
+            }
+        }
+    }
+
+    /// Write the queued `last_seen_at` updates (called by a background task).
+    pub async fn flush_activity(&self) -> StoreResult<usize> {
+        let batch = match self.seen.lock() {
+            Ok(mut seen) => std::mem::take(&mut *seen),
+            Err(_) => return Ok(0),
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let n = batch.len();
+        self.store.touch_users(&batch).await?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,101 @@
+//! The one copy of the directory's SQL, shared by SQLite and PostgreSQL: `$N` placeholders,
+//! TEXT and BIGINT columns, `ON CONFLICT … DO UPDATE`. Ordering of names is done in Rust
+//! (byte order), never by the database's collation.
+
+pub const PING: &str = "SELECT 1";
+
+pub const IDENTITY_USER: &str =
+    "SELECT u.id, u.email, u.status, o.id, o.name, o.org_type, o.status \
+     FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.id = $1";
+
+pub const USER_ROLES: &str = "SELECT role FROM user_roles WHERE user_id = $1";
+
+pub const USER_PERMISSIONS: &str = "SELECT DISTINCT rp.permission FROM role_permissions rp \
+     JOIN user_roles ur ON ur.role = rp.role WHERE ur.user_id = $1";
+
+pub const USER_GRANTS: &str = "SELECT account_id, level, expires_at FROM grants WHERE user_id = $1";
+
+pub const USER_BY_EMAIL: &str = "SELECT id, email, org_id, status, password_hash, failed_logins, \
+     locked_until, last_login_at, last_seen_at, created_at FROM users WHERE email = $1";
+
+/// The right-hand sides read the row before the update, so both columns see the old count.
+pub const LOGIN_FAILURE: &str = "UPDATE users SET \
+     failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END, \
+     locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END \
+     WHERE id = $1 RETURNING failed_logins";
+
+pub const LOGIN_SUCCESS: &str = "UPDATE users SET failed_logins = 0, locked_until = NULL, \
+     last_login_at = $2, last_seen_at = $2 WHERE id = $1";
+
+pub const TOUCH_USER: &str = "UPDATE users SET last_seen_at = $2 \
+     WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at < $2)";
+
+pub const INSERT_SESSION: &str = "INSERT INTO sessions \
+     (id_hash, user_id, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
+
+pub const SESSION: &str = "SELECT id_hash, user_id, created_at, last_seen_at, expires_at \
+     FROM sessions WHERE id_hash = $1";
+
+pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id_hash = $1";
+
+pub const DELETE_USER_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = $1 RETURNING id_hash";
+
+pub const TOUCH_SESSION: &str =
+    "UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1 AND last_seen_at < $2";
+
+pub const DELETE_EXPIRED_SESSIONS: &str =
+    "DELETE FROM sessions WHERE last_seen_at < $1 OR expires_at <= $2";
+
+pub const ORG_EXISTS: &str = "SELECT 1 FROM orgs WHERE id = $1";
+pub const ROLE_EXISTS: &str = "SELECT 1 FROM roles WHERE name = $1";
+pub const ACCOUNT_EXISTS: &str = "SELECT 1 FROM accounts WHERE id = $1";
+pub const USER_EXISTS: &str = "SELECT 1 FROM users WHERE email = $1";
+
+pub const UPSERT_ROLE: &str = "INSERT INTO roles (name, delegable) VALUES ($1, $2) \
+     ON CONFLICT (name) DO UPDATE SET delegable = excluded.delegable";
+
+pub const CLEAR_ROLE_PERMISSIONS: &str = "DELETE FROM role_permissions WHERE role = $1";
+
+pub const INSERT_ROLE_PERMISSION: &str =
+    "INSERT INTO role_permissions (role, permission) VALUES ($1, $2)";
+
+pub const UPSERT_ORG: &str =
+    "INSERT INTO orgs (id, name, org_type, status, max_users, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+     org_type = excluded.org_type, status = excluded.status, max_users = excluded.max_users";
+
+pub const UPSERT_ACCOUNT: &str = "INSERT INTO accounts (id, name) VALUES ($1, $2) \
+     ON CONFLICT (id) DO UPDATE SET name = excluded.name";
+
+/// The id is only used for a new user: on conflict the stored id is kept and returned.
+pub const UPSERT_USER: &str = "INSERT INTO users \
+     (id, email, org_id, status, password_hash, failed_logins, created_at) \
+     VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT (email) DO UPDATE SET \
+     org_id = excluded.org_id, status = excluded.status, \
+     password_hash = COALESCE(excluded.password_hash, users.password_hash) RETURNING id";
+
+pub const CLEAR_USER_ROLES: &str = "DELETE FROM user_roles WHERE user_id = $1";
+
+pub const INSERT_USER_ROLE: &str = "INSERT INTO user_roles (user_id, role) VALUES ($1, $2)";
+
+/// The `WHERE` also settles SQLite's `INSERT … SELECT … ON CONFLICT` parsing ambiguity.
+pub const UPSERT_GRANT: &str = "INSERT INTO grants \
+     (user_id, account_id, level, expires_at, created_at) \
+     SELECT id, $2, $3, $4, $5 FROM users WHERE email = $1 \
+     ON CONFLICT (user_id, account_id) DO UPDATE SET \
+     level = excluded.level, expires_at = excluded.expires_at";
+
+pub const EXPORT_ROLES: &str = "SELECT name, delegable FROM roles";
+pub const EXPORT_ROLE_PERMISSIONS: &str = "SELECT role, permission FROM role_permissions";
+pub const EXPORT_ORGS: &str = "SELECT id, name, org_type, status, max_users FROM orgs";
+pub const EXPORT_USERS: &str = "SELECT id, email, org_id, status, password_hash FROM users";
+pub const EXPORT_USER_ROLES: &str = "SELECT user_id, role FROM user_roles";
+pub const EXPORT_ACCOUNTS: &str = "SELECT id, name FROM accounts";
+pub const EXPORT_GRANTS: &str = "SELECT u.email, g.account_id, g.level, g.expires_at \
+     FROM grants g JOIN users u ON u.id = g.user_id";
+
+pub const USERS_BY_STATUS: &str = "SELECT status, COUNT(*) FROM users GROUP BY status";
+pub const ORGS_BY_STATUS: &str = "SELECT status, COUNT(*) FROM orgs GROUP BY status";
+pub const USERS_ACTIVE_SINCE: &str =
+    "SELECT COUNT(*) FROM users WHERE last_login_at >= $1 OR last_seen_at >= $1";
+pub const SESSIONS_ACTIVE: &str = "SELECT COUNT(*) FROM sessions WHERE expires_at > $1";

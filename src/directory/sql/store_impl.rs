@@ -1,0 +1,274 @@
+//! `impl Store` for a pool of one sqlx database, written once and stamped out for SQLite
+//! and PostgreSQL by [`sql_store!`]. Import and export live in `import_impl.rs` and
+//! `export_impl.rs`; the SQL in `queries.rs`.
+
+/// `sql_store!(Store type with a `pool: sqlx::Pool<DB>` field, DB, kind, BEGIN statement for
+/// write transactions)`.
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $kind:literal, $begin_write:literal) => {
+        const _: () = {
+            use async_trait::async_trait;
+            use sqlx::Row;
+
+            use $crate::directory::data::{DirectoryData, ImportCounts};
+            use $crate::directory::model::{
+                AccountGrant, DirectoryStats, Identity, OrgRef, SessionRecord, Timestamp,
+                UserRecord,
+            };
+            use $crate::directory::sql::{migrator, plan, queries as q, rows};
+            use $crate::directory::store::{Store, StoreResult};
+
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            impl $store {
+                const BEGIN_WRITE: &'static str = $begin_write;
+
+                /// One text column of every row, byte-order sorted and deduplicated.
+                async fn names(&self, sql: &'static str, key: &str) -> StoreResult<Vec<String>> {
+                    let rows = sqlx::query(sql).bind(key).fetch_all(&self.pool).await?;
+                    let names = rows.iter().map(|r| r.try_get::<String, _>(0));
+                    Ok(rows::sorted(names.collect::<Result<_, _>>()?))
+                }
+
+                fn identity_head(row: &DbRow) -> StoreResult<Identity> {
+                    let org = OrgRef {
+                        id: row.try_get(3)?,
+                        name: row.try_get(4)?,
+                        org_type: row.try_get(5)?,
+                        status: rows::org_status(row.try_get(6)?)?,
+                    };
+                    Ok(Identity {
+                        user_id: row.try_get(0)?,
+                        email: row.try_get(1)?,
+                        status: rows::user_status(row.try_get(2)?)?,
+                        org,
+                        roles: Vec::new(),
+                        permissions: Vec::new(),
+                        grants: Vec::new(),
+                    })
+                }
+
+                async fn account_grants(&self, user_id: &str) -> StoreResult<Vec<AccountGrant>> {
+                    let rows = sqlx::query(q::USER_GRANTS)
+                        .bind(user_id)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    let mut grants = rows
+                        .iter()
+                        .map(Self::account_grant)
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    grants.sort_unstable_by(|a, b| a.account.cmp(&b.account));
+                    Ok(grants)
+                }
+
+                fn account_grant(row: &DbRow) -> StoreResult<AccountGrant> {
+                    Ok(AccountGrant {
+                        account: row.try_get(0)?,
+                        level: rows::account_level(row.try_get(1)?)?,
+                        expires_at: row.try_get(2)?,
+                    })
+                }
+
+                fn user_record(row: &DbRow) -> StoreResult<UserRecord> {
+                    Ok(UserRecord {
+                        id: row.try_get(0)?,
+                        email: row.try_get(1)?,
+                        org_id: row.try_get(2)?,
+                        roles: Vec::new(),
+                        status: rows::user_status(row.try_get(3)?)?,
+                        password_hash: row.try_get(4)?,
+                        failed_logins: rows::count_u32("failed_logins", row.try_get(5)?)?,
+                        locked_until: row.try_get(6)?,
+                        last_login_at: row.try_get(7)?,
+                        last_seen_at: row.try_get(8)?,
+                        created_at: row.try_get(9)?,
+                    })
+                }
+
+                fn session_record(row: &DbRow) -> StoreResult<SessionRecord> {
+                    Ok(SessionRecord {
+                        id_hash: row.try_get(0)?,
+                        user_id: row.try_get(1)?,
+                        created_at: row.try_get(2)?,
+                        last_seen_at: row.try_get(3)?,
+                        expires_at: row.try_get(4)?,
+                    })
+                }
+
+                /// Runs `sql` with each `(key, time)` pair in one transaction.
+                async fn touch_all(
+                    &self,
+                    sql: &'static str,
+                    seen: &[(String, Timestamp)],
+                ) -> StoreResult<()> {
+                    if seen.is_empty() {
+                        return Ok(());
+                    }
+                    let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
+                    for (key, at) in seen {
+                        sqlx::query(sql)
+                            .bind(key)
+                            .bind(*at)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Ok(tx.commit().await?)
+                }
+            }
+
+            #[async_trait]
+            impl Store for $store {
+                fn kind(&self) -> &'static str {
+                    $kind
+                }
+
+                async fn migrate(&self) -> StoreResult<()> {
+                    Ok(migrator().await?.run(&self.pool).await?)
+                }
+
+                async fn ping(&self) -> StoreResult<()> {
+                    sqlx::query(q::PING).execute(&self.pool).await?;
+                    Ok(())
+                }
+
+                async fn identity(&self, user_id: &str) -> StoreResult<Option<Identity>> {
+                    let row = sqlx::query(q::IDENTITY_USER)
+                        .bind(user_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let mut identity = Self::identity_head(&row)?;
+                    identity.roles = self.names(q::USER_ROLES, user_id).await?;
+                    identity.permissions = self.names(q::USER_PERMISSIONS, user_id).await?;
+                    identity.grants = self.account_grants(user_id).await?;
+                    Ok(Some(identity))
+                }
+
+                async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+                    let email = plan::lower_email(email);
+                    let row = sqlx::query(q::USER_BY_EMAIL)
+                        .bind(&email)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    let mut user = Self::user_record(&row)?;
+                    user.roles = self.names(q::USER_ROLES, &user.id).await?;
+                    Ok(Some(user))
+                }
+
+                async fn record_login_failure(
+                    &self,
+                    user_id: &str,
+                    max_failures: u32,
+                    lock_until: Timestamp,
+                ) -> StoreResult<bool> {
+                    let row = sqlx::query(q::LOGIN_FAILURE)
+                        .bind(user_id)
+                        .bind(i64::from(max_failures))
+                        .bind(lock_until)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    // The count only returns to zero when this failure locked the account.
+                    let count = row.map(|r| r.try_get::<i64, _>(0)).transpose()?;
+                    Ok(count == Some(0))
+                }
+
+                async fn record_login_success(
+                    &self,
+                    user_id: &str,
+                    now: Timestamp,
+                ) -> StoreResult<()> {
+                    sqlx::query(q::LOGIN_SUCCESS)
+                        .bind(user_id)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn touch_users(&self, seen: &[(String, Timestamp)]) -> StoreResult<()> {
+                    self.touch_all(q::TOUCH_USER, seen).await
+                }
+
+                async fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
+                    sqlx::query(q::INSERT_SESSION)
+                        .bind(&s.id_hash)
+                        .bind(&s.user_id)
+                        .bind(s.created_at)
+                        .bind(s.last_seen_at)
+                        .bind(s.expires_at)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
+                    let row = sqlx::query(q::SESSION)
+                        .bind(id_hash)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    row.as_ref().map(Self::session_record).transpose()
+                }
+
+                async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+                    sqlx::query(q::DELETE_SESSION)
+                        .bind(id_hash)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<Vec<String>> {
+                    let rows = sqlx::query(q::DELETE_USER_SESSIONS)
+                        .bind(user_id)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    let ids = rows.iter().map(|r| r.try_get::<String, _>(0));
+                    Ok(rows::sorted(ids.collect::<Result<_, _>>()?))
+                }
+
+                async fn touch_sessions(&self, seen: &[(String, Timestamp)]) -> StoreResult<()> {
+                    self.touch_all(q::TOUCH_SESSION, seen).await
+                }
+
+                async fn delete_expired_sessions(
+                    &self,
+                    idle_before: Timestamp,
+                    now: Timestamp,
+                ) -> StoreResult<u64> {
+                    let query = sqlx::query(q::DELETE_EXPIRED_SESSIONS)
+                        .bind(idle_before)
+                        .bind(now);
+                    Ok(query.execute(&self.pool).await?.rows_affected())
+                }
+
+                async fn import(
+                    &self,
+                    data: &DirectoryData,
+                    now: Timestamp,
+                    dry_run: bool,
+                ) -> StoreResult<ImportCounts> {
+                    self.run_import(data, now, dry_run).await
+                }
+
+                async fn export(&self, with_secrets: bool) -> StoreResult<DirectoryData> {
+                    self.run_export(with_secrets).await
+                }
+
+                async fn stats(
+                    &self,
+                    now: Timestamp,
+                    windows: &[i64],
+                ) -> StoreResult<DirectoryStats> {
+                    self.run_stats(now, windows).await
+                }
+            }
+        };
+        sql_import!($store, $db);
+        sql_export!($store, $db);
+    };
+}

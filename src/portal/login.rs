@@ -1,0 +1,237 @@
+//! `GET/POST /.partnergate/login` and `POST /.partnergate/logout`.
+
+use std::sync::Arc;
+
+use axum::extract::Query;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::session::cookie::{self, CookieScope};
+use crate::session::{new_token, LoginAttempt, LoginError, LoginResult};
+
+use super::{
+    pages, safe_redirect, session_cookie, with_outcome, PortalContext, PortalOutcome, PortalState,
+    Verdict, LOGIN_PATH,
+};
+
+/// The one message for every failed login (no hint whether the email exists).
+pub const GENERIC_FAILURE: &str =
+    "Sign-in failed. Check your email and password, or ask your partner admin for help.";
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    rd: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    rd: Option<String>,
+}
+
+fn scope(ctx: &PortalContext) -> CookieScope {
+    CookieScope {
+        secure: ctx.config.session.cookie_secure,
+    }
+}
+
+fn csrf_cookie_name(ctx: &PortalContext) -> String {
+    format!("{}-csrf", ctx.config.session.cookie_name)
+}
+
+/// The login form, with a CSRF token that is also set as a cookie (double submit).
+pub async fn page(
+    Extension(ctx): Extension<PortalContext>,
+    Query(q): Query<LoginQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let rd = safe_redirect(q.rd.as_deref());
+    form_response(
+        &ctx,
+        &headers,
+        StatusCode::OK,
+        &rd,
+        "",
+        None,
+        PortalOutcome::allow(),
+    )
+}
+
+fn form_response(
+    ctx: &PortalContext,
+    headers: &HeaderMap,
+    status: StatusCode,
+    rd: &str,
+    email: &str,
+    error: Option<&str>,
+    outcome: PortalOutcome,
+) -> Response {
+    let name = csrf_cookie_name(ctx);
+    let existing = cookie::find(
+        headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()),
+        &name,
+    )
+    .filter(|t| crate::session::token_shape_ok(t))
+    .map(str::to_string);
+    let csrf = existing.clone().unwrap_or_else(new_token);
+    let mut response = pages::login(status, &csrf, rd, email, error);
+    if existing.is_none() {
+        set_cookie(&mut response, &cookie::set(&name, &csrf, scope(ctx)));
+    }
+    with_outcome(response, outcome)
+}
+
+fn set_cookie(response: &mut Response, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn csrf_ok(ctx: &PortalContext, headers: &HeaderMap, submitted: &str) -> bool {
+    let name = csrf_cookie_name(ctx);
+    let cookie = cookie::find(
+        headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()),
+        &name,
+    );
+    match cookie {
+        Some(c) if !c.is_empty() => c.as_bytes().ct_eq(submitted.as_bytes()).into(),
+        _ => false,
+    }
+}
+
+pub async fn submit(
+    Extension(state): Extension<Arc<PortalState>>,
+    Extension(ctx): Extension<PortalContext>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let rd = safe_redirect(form.rd.as_deref());
+    if !csrf_ok(&ctx, &headers, &form.csrf) {
+        let error = Some("Your sign-in form expired. Please try again.");
+        let outcome = PortalOutcome::deny("csrf");
+        return form_response(
+            &ctx,
+            &headers,
+            StatusCode::FORBIDDEN,
+            &rd,
+            "",
+            error,
+            outcome,
+        );
+    }
+    let attempt = LoginAttempt {
+        email: form.email,
+        password: form.password,
+        client_ip: ctx.client_ip,
+    };
+    let config = &ctx.config;
+    let outcome = state
+        .login
+        .attempt(attempt, &config.login, config.session.absolute_timeout)
+        .await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return login_unavailable(&ctx, &headers, &rd, e),
+    };
+    state
+        .metrics
+        .login(outcome.org.as_deref(), outcome.result.as_str());
+    for kind in &outcome.new_lockouts {
+        state.metrics.lockout(kind);
+    }
+    let log = PortalOutcome {
+        verdict: Verdict::Deny,
+        reason: Some(outcome.result.as_str()),
+        user: outcome.user.clone(),
+        org: outcome.org.clone(),
+    };
+    match (outcome.result, outcome.session) {
+        (LoginResult::Success, Some(new)) => {
+            // A session cookie sent with the login belongs to whoever was here before.
+            if let Some(old) = session_cookie(&headers, config) {
+                let _ = state.sessions().end(old).await;
+            }
+            let mut response = see_other(&rd);
+            let value = cookie::set(&config.session.cookie_name, &new.token, scope(&ctx));
+            set_cookie(&mut response, &value);
+            with_outcome(
+                response,
+                PortalOutcome {
+                    verdict: Verdict::Allow,
+                    ..log
+                },
+            )
+        }
+        _ => form_response(
+            &ctx,
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            &rd,
+            "",
+            Some(GENERIC_FAILURE),
+            log,
+        ),
+    }
+}
+
+fn login_unavailable(
+    ctx: &PortalContext,
+    headers: &HeaderMap,
+    rd: &str,
+    e: LoginError,
+) -> Response {
+    tracing::error!(request_id = %ctx.request_id, "login unavailable: {e}");
+    let reason = match e {
+        LoginError::Busy => "login_busy",
+        LoginError::Directory(_) => "directory_unavailable",
+    };
+    let outcome = PortalOutcome::allow().with(Verdict::Error, reason);
+    let error = Some("Sign-in is unavailable right now. Please try again in a moment.");
+    form_response(
+        ctx,
+        headers,
+        StatusCode::SERVICE_UNAVAILABLE,
+        rd,
+        "",
+        error,
+        outcome,
+    )
+}
+
+/// End the session server-side and clear the cookie.
+pub async fn logout(
+    Extension(state): Extension<Arc<PortalState>>,
+    Extension(ctx): Extension<PortalContext>,
+    headers: HeaderMap,
+) -> Response {
+    let mut outcome = PortalOutcome::allow();
+    outcome.reason = Some("logout");
+    if let Some(token) = session_cookie(&headers, &ctx.config) {
+        if let Err(e) = state.sessions().end(token).await {
+            tracing::error!(request_id = %ctx.request_id, "logout: {e}");
+            outcome = outcome.with(Verdict::Error, "directory_unavailable");
+        }
+    }
+    let mut response = see_other(LOGIN_PATH);
+    set_cookie(
+        &mut response,
+        &cookie::clear(&ctx.config.session.cookie_name, scope(&ctx)),
+    );
+    with_outcome(response, outcome)
+}
+
+fn see_other(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    response
+}

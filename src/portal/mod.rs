@@ -1,0 +1,239 @@
+//! The gateway's own pages under `/.partnergate/` (CONTRACT §3 reserved paths): login,
+//! logout, whoami and the assertion JWKS. An axum router the proxy calls in-process for
+//! reserved paths; what the proxy knows about the request travels in [`PortalContext`],
+//! and what the access log needs comes back in [`PortalOutcome`].
+
+mod login;
+mod pages;
+mod rd;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+
+use crate::config::Config;
+use crate::metrics::LoginMetrics;
+use crate::session::{cookie, LoginService, SessionState, Sessions};
+
+pub use rd::safe_redirect;
+
+pub const PREFIX: &str = "/.partnergate";
+pub const LOGIN_PATH: &str = "/.partnergate/login";
+
+/// What the proxy tells the portal about a request.
+#[derive(Clone)]
+pub struct PortalContext {
+    pub config: Arc<Config>,
+    /// The assertion public key set, when `[assertion]` is configured.
+    pub jwks: Option<Arc<str>>,
+    pub client_ip: IpAddr,
+    pub request_id: String,
+}
+
+/// How the portal decided, for the access log and the request metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    Deny,
+    Unauthenticated,
+    Error,
+}
+
+/// Attached to every portal response as an extension.
+#[derive(Debug, Clone)]
+pub struct PortalOutcome {
+    pub verdict: Verdict,
+    pub reason: Option<&'static str>,
+    pub user: Option<String>,
+    pub org: Option<String>,
+}
+
+impl PortalOutcome {
+    pub fn allow() -> Self {
+        PortalOutcome {
+            verdict: Verdict::Allow,
+            reason: None,
+            user: None,
+            org: None,
+        }
+    }
+
+    pub fn deny(reason: &'static str) -> Self {
+        PortalOutcome {
+            verdict: Verdict::Deny,
+            reason: Some(reason),
+            user: None,
+            org: None,
+        }
+    }
+
+    fn with(mut self, verdict: Verdict, reason: &'static str) -> Self {
+        self.verdict = verdict;
+        self.reason = Some(reason);
+        self
+    }
+}
+
+/// Shared by every portal handler.
+pub struct PortalState {
+    pub login: LoginService,
+    pub metrics: LoginMetrics,
+}
+
+impl PortalState {
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        self.login.sessions()
+    }
+}
+
+pub fn router(state: Arc<PortalState>) -> Router {
+    Router::new()
+        .route("/.partnergate/login", get(login::page).post(login::submit))
+        .route("/.partnergate/logout", post(login::logout))
+        .route("/.partnergate/whoami", get(whoami))
+        .route("/.partnergate/jwks.json", get(jwks))
+        .fallback(not_found)
+        .layer(middleware::from_fn(check_origin))
+        .layer(Extension(state))
+}
+
+/// POSTs must come from a page of `public_url` (CONTRACT §3): `Origin`, else `Referer`.
+async fn check_origin(
+    Extension(ctx): Extension<PortalContext>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.method() == Method::POST && !same_origin(request.headers(), &ctx) {
+        return with_outcome(
+            pages::message(
+                StatusCode::FORBIDDEN,
+                "Request refused",
+                "This form was sent from another site.",
+            ),
+            PortalOutcome::deny("origin_mismatch"),
+        );
+    }
+    next.run(request).await
+}
+
+fn same_origin(headers: &HeaderMap, ctx: &PortalContext) -> bool {
+    let origin = ctx.config.server.public_url.origin();
+    if let Some(o) = headers.get(header::ORIGIN) {
+        return o.as_bytes().eq_ignore_ascii_case(origin.as_bytes());
+    }
+    match headers.get(header::REFERER).and_then(|r| r.to_str().ok()) {
+        Some(r) => {
+            r.get(..origin.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(&origin))
+                && matches!(r.as_bytes().get(origin.len()), None | Some(b'/'))
+        }
+        None => false,
+    }
+}
+
+/// The session cookie of a request, if any.
+fn session_cookie<'a>(headers: &'a HeaderMap, config: &Config) -> Option<&'a str> {
+    cookie::find(
+        headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()),
+        &config.session.cookie_name,
+    )
+}
+
+async fn whoami(
+    Extension(state): Extension<Arc<PortalState>>,
+    Extension(ctx): Extension<PortalContext>,
+    headers: HeaderMap,
+) -> Response {
+    let session = &ctx.config.session;
+    let unauthenticated = || {
+        with_outcome(
+            json_error(StatusCode::UNAUTHORIZED, "unauthenticated", &ctx.request_id),
+            PortalOutcome::allow().with(Verdict::Unauthenticated, "no_session"),
+        )
+    };
+    let Some(token) = session_cookie(&headers, &ctx.config) else {
+        return unauthenticated();
+    };
+    let live = match state.sessions().resolve(token, session.idle_timeout).await {
+        Ok(SessionState::Valid(live)) => live,
+        Ok(_) => return unauthenticated(),
+        Err(e) => return unavailable(&ctx, &e),
+    };
+    let identity = match state.sessions().directory().identity(&live.user_id).await {
+        Ok(Some(entry)) if entry.identity.is_usable() => entry.identity.clone(),
+        Ok(_) => return unauthenticated(),
+        Err(e) => return unavailable(&ctx, &e),
+    };
+    let body = serde_json::json!({
+        "user": identity.email,
+        "user_id": identity.user_id,
+        "org": identity.org.id,
+        "org_name": identity.org.name,
+        "org_type": identity.org.org_type,
+        "roles": identity.roles,
+        "idle_expires_at": rfc3339(live.idle_expires_at(session.idle_timeout)),
+        "absolute_expires_at": rfc3339(live.expires_at),
+    });
+    let outcome = PortalOutcome {
+        user: Some(identity.email.clone()),
+        org: Some(identity.org.id.clone()),
+        ..PortalOutcome::allow()
+    };
+    with_outcome(Json(body).into_response(), outcome)
+}
+
+async fn jwks(Extension(ctx): Extension<PortalContext>) -> Response {
+    let body = match &ctx.jwks {
+        Some(keys) => keys.to_string(),
+        None => r#"{"keys":[]}"#.to_string(),
+    };
+    with_outcome(
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        PortalOutcome::allow(),
+    )
+}
+
+async fn not_found(Extension(ctx): Extension<PortalContext>) -> Response {
+    with_outcome(
+        json_error(StatusCode::NOT_FOUND, "not found", &ctx.request_id),
+        PortalOutcome::deny("no_route"),
+    )
+}
+
+fn unavailable(ctx: &PortalContext, e: &dyn std::fmt::Display) -> Response {
+    tracing::error!(request_id = %ctx.request_id, "directory error: {e}");
+    with_outcome(
+        json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service unavailable",
+            &ctx.request_id,
+        ),
+        PortalOutcome::allow().with(Verdict::Error, "directory_unavailable"),
+    )
+}
+
+fn json_error(status: StatusCode, message: &str, request_id: &str) -> Response {
+    let body = serde_json::json!({ "error": message, "request_id": request_id });
+    (status, Json(body)).into_response()
+}
+
+fn with_outcome(mut response: Response, outcome: PortalOutcome) -> Response {
+    response.extensions_mut().insert(outcome);
+    response
+}
+
+fn rfc3339(ts: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,139 @@
+//! Reserved paths (`/.partnergate/…`): the request is handed, in process, to the portal's
+//! axum router on the background runtime, and its answer written back through pingora.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use tower::ServiceExt;
+
+use crate::portal::{PortalContext, PortalOutcome, Verdict};
+
+use super::ctx::{Decision, RequestCtx};
+use super::respond;
+use super::state::{Services, Snapshot};
+
+/// Largest request body a reserved path accepts (forms, admin API documents).
+const MAX_BODY: usize = 256 * 1024;
+/// Largest response body the portal may produce.
+const MAX_RESPONSE: usize = 8 * 1024 * 1024;
+
+pub async fn serve(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    snapshot: &Arc<Snapshot>,
+    services: &Services,
+) -> Result<()> {
+    let Some(body) = read_body(session).await? else {
+        ctx.deny("body_too_large");
+        return respond::error(session, ctx, 413).await;
+    };
+    let request = match portal_request(session, ctx, snapshot, body) {
+        Some(r) => r,
+        None => {
+            ctx.deny("malformed");
+            return respond::error(session, ctx, 400).await;
+        }
+    };
+    let router = services.portal.clone();
+    let answer = services
+        .background
+        .spawn(async move {
+            let response = router.oneshot(request).await.map_err(|e| match e {})?;
+            let (parts, body) = response.into_parts();
+            let bytes = axum::body::to_bytes(body, MAX_RESPONSE).await?;
+            Ok::<_, axum::Error>((parts, bytes))
+        })
+        .await;
+    match answer {
+        Ok(Ok((parts, bytes))) => write(session, ctx, parts, bytes).await,
+        Ok(Err(e)) => fail(session, ctx, e.to_string()).await,
+        Err(e) => fail(session, ctx, e.to_string()).await,
+    }
+}
+
+async fn fail(session: &mut Session, ctx: &mut RequestCtx, e: String) -> Result<()> {
+    tracing::error!(request_id = %ctx.request_id, "portal failed: {e}");
+    ctx.decision = Decision::Error;
+    ctx.reason = Some("internal");
+    respond::error(session, ctx, 503).await
+}
+
+/// The request body, or `None` when it is over [`MAX_BODY`].
+async fn read_body(session: &mut Session) -> Result<Option<Bytes>> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
+fn portal_request(
+    session: &Session,
+    ctx: &RequestCtx,
+    snapshot: &Arc<Snapshot>,
+    body: Bytes,
+) -> Option<axum::extract::Request> {
+    let req = session.req_header();
+    let target = match &ctx.query {
+        Some(q) => format!("{}?{q}", ctx.path),
+        None => ctx.path.clone(),
+    };
+    let mut builder = http::Request::builder()
+        .method(req.method.clone())
+        .uri(target);
+    for (name, value) in req.headers.iter() {
+        builder = builder.header(name, value);
+    }
+    let portal_ctx = PortalContext {
+        config: snapshot.config.clone(),
+        jwks: snapshot.jwks.clone(),
+        client_ip: ctx.client_ip?,
+        request_id: ctx.request_id.clone(),
+    };
+    builder
+        .extension(portal_ctx)
+        .body(axum::body::Body::from(body))
+        .ok()
+}
+
+async fn write(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    parts: http::response::Parts,
+    body: Bytes,
+) -> Result<()> {
+    if let Some(outcome) = parts.extensions.get::<PortalOutcome>() {
+        apply(ctx, outcome);
+    }
+    let status = parts.status.as_u16();
+    ctx.local_status = Some(status);
+    let mut resp = ResponseHeader::build(status, Some(parts.headers.len() + 5))?;
+    for (name, value) in parts.headers.iter() {
+        resp.append_header(name.clone(), value.clone())?;
+    }
+    resp.insert_header("content-length", body.len().to_string())?;
+    respond::add_security_headers(&mut resp, ctx.tls, &ctx.request_id)?;
+    session.write_response_header(Box::new(resp), false).await?;
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_body(if head_only { None } else { Some(body) }, true)
+        .await
+}
+
+fn apply(ctx: &mut RequestCtx, outcome: &PortalOutcome) {
+    ctx.decision = match outcome.verdict {
+        Verdict::Allow => Decision::Allow,
+        Verdict::Deny => Decision::Deny,
+        Verdict::Unauthenticated => Decision::Unauthenticated,
+        Verdict::Error => Decision::Error,
+    };
+    ctx.reason = outcome.reason;
+    ctx.user = outcome.user.clone();
+    ctx.org = outcome.org.clone();
+}

@@ -1,0 +1,363 @@
+//! The login decision: one generic answer for every failure, the same work whether or
+//! not the user exists, lockouts per account (in the directory) and per client IP.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use moka::sync::Cache;
+
+use crate::config::LoginConfig;
+use crate::directory::{Identity, OrgStatus, StoreError, UserRecord, UserStatus};
+use crate::password::{HashError, PasswordHasher};
+
+use super::{NewSession, Sessions};
+
+/// The `result` label of `partnergate_logins_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginResult {
+    Success,
+    BadCredentials,
+    Locked,
+    Suspended,
+    UnknownUser,
+}
+
+impl LoginResult {
+    pub const ALL: [LoginResult; 5] = [
+        LoginResult::Success,
+        LoginResult::BadCredentials,
+        LoginResult::Locked,
+        LoginResult::Suspended,
+        LoginResult::UnknownUser,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginResult::Success => "success",
+            LoginResult::BadCredentials => "bad_credentials",
+            LoginResult::Locked => "locked",
+            LoginResult::Suspended => "suspended",
+            LoginResult::UnknownUser => "unknown_user",
+        }
+    }
+}
+
+pub struct LoginAttempt {
+    pub email: String,
+    pub password: String,
+    pub client_ip: IpAddr,
+}
+
+pub struct LoginOutcome {
+    pub result: LoginResult,
+    /// The user's email and org when the email names a user.
+    pub user: Option<String>,
+    pub org: Option<String>,
+    pub session: Option<NewSession>,
+    /// Locks this attempt started: "account" and/or "ip".
+    pub new_lockouts: Vec<&'static str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error(transparent)]
+    Directory(#[from] StoreError),
+    #[error("password hashing is saturated")]
+    Busy,
+}
+
+impl From<HashError> for LoginError {
+    fn from(_: HashError) -> Self {
+        LoginError::Busy
+    }
+}
+
+/// Failed logins per client IP, across accounts, in memory.
+pub struct IpLockouts {
+    states: Cache<IpAddr, Arc<Mutex<IpState>>>,
+}
+
+#[derive(Debug, Default)]
+struct IpState {
+    failures: u32,
+    window_start: i64,
+    locked_until: i64,
+}
+
+impl Default for IpLockouts {
+    fn default() -> Self {
+        IpLockouts {
+            states: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(24 * 3600))
+                .build(),
+        }
+    }
+}
+
+impl IpLockouts {
+    pub fn is_locked(&self, ip: IpAddr, now: i64) -> bool {
+        self.states
+            .get(&ip)
+            .and_then(|s| s.lock().ok().map(|s| s.locked_until > now))
+            .unwrap_or(false)
+    }
+
+    /// Count a failure; true when this one locks the IP.
+    pub fn fail(&self, ip: IpAddr, now: i64, max: u32, lockout: Duration) -> bool {
+        let state = self.states.get_with(ip, Default::default);
+        let Ok(mut s) = state.lock() else {
+            return false;
+        };
+        let window = lockout.as_secs() as i64;
+        if now - s.window_start >= window {
+            s.failures = 0;
+            s.window_start = now;
+        }
+        s.failures += 1;
+        if s.failures >= max && s.locked_until <= now {
+            s.locked_until = now + window;
+            s.failures = 0;
+            return true;
+        }
+        false
+    }
+}
+
+pub struct LoginService {
+    sessions: Arc<Sessions>,
+    hasher: Arc<PasswordHasher>,
+    ip_locks: IpLockouts,
+}
+
+impl LoginService {
+    pub fn new(sessions: Arc<Sessions>, hasher: Arc<PasswordHasher>) -> Self {
+        LoginService {
+            sessions,
+            hasher,
+            ip_locks: IpLockouts::default(),
+        }
+    }
+
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        &self.sessions
+    }
+
+    pub fn hasher(&self) -> &Arc<PasswordHasher> {
+        &self.hasher
+    }
+
+    /// Check a login; on success start a new session.
+    pub async fn attempt(
+        &self,
+        mut attempt: LoginAttempt,
+        config: &LoginConfig,
+        absolute: Duration,
+    ) -> Result<LoginOutcome, LoginError> {
+        let now = self.sessions.clock().now();
+        let ip_locked = self.ip_locks.is_locked(attempt.client_ip, now);
+        let (user, identity) = self.find_user(&attempt.email).await?;
+        // Always verify (against a dummy hash for unknown users): equal work either way.
+        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let password = std::mem::take(&mut attempt.password);
+        let password_ok = self.hasher.verify(password, hash).await?;
+        let result = decide(
+            ip_locked,
+            user.as_ref(),
+            identity.as_ref(),
+            password_ok,
+            now,
+        );
+        let mut outcome = LoginOutcome {
+            result,
+            user: user.as_ref().map(|u| u.email.clone()),
+            org: user.as_ref().map(|u| u.org_id.clone()),
+            session: None,
+            new_lockouts: Vec::new(),
+        };
+        if !password_ok {
+            self.count_failure(&attempt, user.as_ref(), config, now, &mut outcome)
+                .await?;
+        }
+        if let (LoginResult::Success, Some(u)) = (result, &user) {
+            let id = u.id.clone();
+            self.sessions
+                .directory()
+                .call(move |s| async move { s.record_login_success(&id, now).await })
+                .await?;
+            self.sessions.directory().invalidate_user(&u.id);
+            outcome.session = Some(self.sessions.create(&u.id, absolute).await?);
+        }
+        Ok(outcome)
+    }
+
+    async fn find_user(
+        &self,
+        email: &str,
+    ) -> Result<(Option<UserRecord>, Option<Identity>), LoginError> {
+        let email = email.trim().to_ascii_lowercase();
+        if email.is_empty() || email.len() > 254 {
+            return Ok((None, None));
+        }
+        let directory = self.sessions.directory();
+        let user = directory
+            .call(move |s| async move { s.user_by_email(&email).await })
+            .await?;
+        let Some(user) = user else {
+            return Ok((None, None));
+        };
+        let id = user.id.clone();
+        let identity = directory
+            .call(move |s| async move { s.identity(&id).await })
+            .await?;
+        Ok((Some(user), identity))
+    }
+
+    async fn count_failure(
+        &self,
+        attempt: &LoginAttempt,
+        user: Option<&UserRecord>,
+        config: &LoginConfig,
+        now: i64,
+        outcome: &mut LoginOutcome,
+    ) -> Result<(), LoginError> {
+        let lockout = config.lockout;
+        if self
+            .ip_locks
+            .fail(attempt.client_ip, now, config.max_failures_per_ip, lockout)
+        {
+            outcome.new_lockouts.push("ip");
+        }
+        let Some(user) = user else { return Ok(()) };
+        if user.locked_until.is_some_and(|t| t > now) {
+            return Ok(());
+        }
+        let id = user.id.clone();
+        let max = config.max_failures;
+        let until = now + lockout.as_secs() as i64;
+        let locked = self
+            .sessions
+            .directory()
+            .call(move |s| async move { s.record_login_failure(&id, max, until).await })
+            .await?;
+        if locked {
+            outcome.new_lockouts.push("account");
+        }
+        Ok(())
+    }
+}
+
+/// The result of a login attempt from what is known about it.
+fn decide(
+    ip_locked: bool,
+    user: Option<&UserRecord>,
+    identity: Option<&Identity>,
+    password_ok: bool,
+    now: i64,
+) -> LoginResult {
+    let Some(user) = user else {
+        return if ip_locked {
+            LoginResult::Locked
+        } else {
+            LoginResult::UnknownUser
+        };
+    };
+    if ip_locked || user.locked_until.is_some_and(|t| t > now) {
+        return LoginResult::Locked;
+    }
+    if !password_ok {
+        return LoginResult::BadCredentials;
+    }
+    let org_active = identity.is_some_and(|i| i.org.status == OrgStatus::Active);
+    if user.status != UserStatus::Active || !org_active {
+        return LoginResult::Suspended;
+    }
+    LoginResult::Success
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(status: UserStatus, locked_until: Option<i64>) -> UserRecord {
+        UserRecord {
+            id: "u-1".into(),
+            email: "a@x.example".into(),
+            org_id: "acme".into(),
+            roles: vec![],
+            status,
+            password_hash: None,
+            failed_logins: 0,
+            locked_until,
+            last_login_at: None,
+            last_seen_at: None,
+            created_at: 0,
+        }
+    }
+
+    fn identity(org: OrgStatus) -> Identity {
+        Identity {
+            user_id: "u-1".into(),
+            email: "a@x.example".into(),
+            status: UserStatus::Active,
+            org: crate::directory::OrgRef {
+                id: "acme".into(),
+                name: "Acme".into(),
+                org_type: "reseller".into(),
+                status: org,
+            },
+            roles: vec![],
+            permissions: vec![],
+            grants: vec![],
+        }
+    }
+
+    #[test]
+    fn decisions() {
+        use LoginResult::*;
+        let active = user(UserStatus::Active, None);
+        let locked = user(UserStatus::Active, Some(200));
+        let suspended = user(UserStatus::Suspended, None);
+        let ok_org = identity(OrgStatus::Active);
+        let bad_org = identity(OrgStatus::Suspended);
+        let cases = [
+            (false, None, None, false, UnknownUser),
+            (true, None, None, false, Locked),
+            (false, Some(&active), Some(&ok_org), true, Success),
+            (false, Some(&active), Some(&ok_org), false, BadCredentials),
+            (true, Some(&active), Some(&ok_org), true, Locked),
+            (false, Some(&locked), Some(&ok_org), true, Locked),
+            (false, Some(&suspended), Some(&ok_org), true, Suspended),
+            (
+                false,
+                Some(&suspended),
+                Some(&ok_org),
+                false,
+                BadCredentials,
+            ),
+            (false, Some(&active), Some(&bad_org), true, Suspended),
+        ];
+        for (ip_locked, u, i, ok, want) in cases {
+            assert_eq!(decide(ip_locked, u, i, ok, 100), want);
+        }
+        // A lock that has run out no longer counts.
+        assert_eq!(
+            decide(false, Some(&locked), Some(&ok_org), true, 300),
+            Success
+        );
+    }
+
+    #[test]
+    fn ip_lock_after_max_failures_and_expiry() {
+        let locks = IpLockouts::default();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let lockout = Duration::from_secs(900);
+        assert!(!locks.fail(ip, 1000, 3, lockout));
+        assert!(!locks.fail(ip, 1001, 3, lockout));
+        assert!(locks.fail(ip, 1002, 3, lockout));
+        assert!(locks.is_locked(ip, 1500));
+        assert!(!locks.is_locked(ip, 1002 + 900));
+        assert!(!locks.is_locked("192.0.2.8".parse().unwrap(), 1500));
+    }
+}
