@@ -96,5 +96,11 @@ fn build(path: &std::path::Path, old: &Snapshot) -> Result<Snapshot, Vec<Problem
     {
         tracing::warn!("listener addresses changed: they take effect after a restart");
     }
+    if new.directory.url != old.config.directory.url
+        || new.directory.cache_capacity != old.config.directory.cache_capacity
+        || new.directory.cache_ttl != old.config.directory.cache_ttl
+    {
+        tracing::warn!("[directory] changed: it takes effect after a restart");
+    }
     Snapshot::build(new, Some(old))
 }

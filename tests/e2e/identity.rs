@@ -1,5 +1,6 @@
 //! Identity end to end: login through the gateway, sessions, lockouts, bearer tokens,
 //! identity headers and the signed assertion — real gateway, real directory, real portal.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -1,5 +1,6 @@
 //! Expiry with an injected clock: session idle and absolute timeouts and the account
 //! lockout, against the real directory stores (SQLite file and PostgreSQL schema).
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::sync::Arc;
 use std::time::Duration;

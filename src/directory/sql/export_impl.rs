@@ -1,5 +1,5 @@
 //! `directory export` and the gauge counts for one sqlx database, stamped out by
-//! [`sql_export!`]. Everything is sorted in Rust so the output is stable.
+//! `sql_export!`. Everything is sorted in Rust so the output is stable.
 
 /// `sql_export!(Store type, DB)`: inherent `run_export` and `run_stats` used by `impl Store`.
 macro_rules! sql_export {

@@ -1,4 +1,4 @@
-//! `directory import` for one sqlx database, stamped out by [`sql_import!`]: settle the
+//! `directory import` for one sqlx database, stamped out by `sql_import!`: settle the
 //! plan's checks against the database, then upsert, all in one transaction.
 
 /// `sql_import!(Store type, DB)`: inherent `run_import` used by `impl Store`.

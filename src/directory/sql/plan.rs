@@ -200,14 +200,12 @@ impl Planner {
     fn org<'a>(&mut self, entry: &'a OrgEntry) -> Option<PlannedOrg<'a>> {
         let record = format!("org \"{}\"", entry.id);
         let unique = self.unique("org id", &entry.id, &record);
-        let raw = entry.status.as_deref().unwrap_or("active");
-        let Some(status) = OrgStatus::parse(raw) else {
-            let all = expected(&OrgStatus::ALL, OrgStatus::as_str);
-            self.problem(format!(
-                "{record}: invalid status \"{raw}\" (expected {all})"
-            ));
-            return None;
-        };
+        let status = self.status(
+            &record,
+            entry.status.as_deref(),
+            &OrgStatus::ALL,
+            OrgStatus::as_str,
+        )?;
         unique.then_some(PlannedOrg { entry, status })
     }
 
@@ -219,24 +217,15 @@ impl Planner {
     fn user<'a>(&mut self, entry: &'a UserEntry) -> Option<PlannedUser<'a>> {
         let record = format!("user \"{}\"", entry.email);
         let email = lower_email(&entry.email);
-        let mut ok = valid_email(&email);
-        if !ok {
-            self.problem(format!("{record}: invalid email (needs an '@')"));
-        }
-        ok &= self.unique("email", &email, &record);
-        let raw = entry.status.as_deref().unwrap_or("active");
-        let status = UserStatus::parse(raw);
-        if status.is_none() {
-            let all = expected(&UserStatus::ALL, UserStatus::as_str);
-            self.problem(format!(
-                "{record}: invalid status \"{raw}\" (expected {all})"
-            ));
-        }
-        self.reference(
-            Table::Org,
-            &entry.org,
-            format!("{record}: unknown org \"{}\"", entry.org),
+        let valid = self.email(&record, &email);
+        let status = self.status(
+            &record,
+            entry.status.as_deref(),
+            &UserStatus::ALL,
+            UserStatus::as_str,
         );
+        let org = &entry.org;
+        self.reference(Table::Org, org, format!("{record}: unknown org \"{org}\""));
         for role in &entry.roles {
             self.reference(
                 Table::Role,
@@ -245,13 +234,41 @@ impl Planner {
             );
         }
         let roles = entry.roles.iter().map(String::as_str).collect();
-        let status = status.filter(|_| ok)?;
+        let status = status.filter(|_| valid)?;
         Some(PlannedUser {
             email,
             entry,
             status,
             roles,
         })
+    }
+
+    /// A well-formed, unique (lower-cased) email.
+    fn email(&mut self, record: &str, email: &str) -> bool {
+        let valid = valid_email(email);
+        if !valid {
+            self.problem(format!("{record}: invalid email (needs an '@')"));
+        }
+        self.unique("email", email, record) && valid
+    }
+
+    /// Parses an org or user status; absent = active.
+    fn status<S: Copy>(
+        &mut self,
+        record: &str,
+        raw: Option<&str>,
+        all: &[S],
+        name: fn(S) -> &'static str,
+    ) -> Option<S> {
+        let raw = raw.unwrap_or("active");
+        let status = all.iter().copied().find(|s| name(*s) == raw);
+        if status.is_none() {
+            let all = expected(all, name);
+            self.problem(format!(
+                "{record}: invalid status \"{raw}\" (expected {all})"
+            ));
+        }
+        status
     }
 
     fn grant<'a>(&mut self, entry: &'a GrantEntry) -> Option<PlannedGrant<'a>> {

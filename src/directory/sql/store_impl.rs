@@ -1,9 +1,9 @@
 //! `impl Store` for a pool of one sqlx database, written once and stamped out for SQLite
-//! and PostgreSQL by [`sql_store!`]. Import and export live in `import_impl.rs` and
+//! and PostgreSQL by `sql_store!`. Import and export live in `import_impl.rs` and
 //! `export_impl.rs`; the SQL in `queries.rs`.
 
-/// `sql_store!(Store type with a `pool: sqlx::Pool<DB>` field, DB, kind, BEGIN statement for
-/// write transactions)`.
+/// `sql_store!(StoreType, DB, "kind", "BEGIN …")`: `StoreType` has a `pool: sqlx::Pool<DB>`
+/// field; the last argument opens write transactions.
 macro_rules! sql_store {
     ($store:ident, $db:ty, $kind:literal, $begin_write:literal) => {
         const _: () = {
