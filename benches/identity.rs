@@ -127,5 +127,77 @@ fn assertion(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(identity, bearer, assertion);
+/// A cached session cookie → `Identity`: the session and identity caches of the request
+/// path in front of a real SQLite directory (each iteration includes a `block_on`).
+fn session(c: &mut Criterion) {
+    use partnergate::directory::{self, CacheCounters, Directory, DirectoryData};
+    use partnergate::session::{SessionState, Sessions};
+    use std::sync::Arc;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/demo-directory.toml");
+    let data: DirectoryData =
+        toml::from_str(&std::fs::read_to_string(demo).expect("demo directory")).expect("toml");
+    let (sessions, token, idle) = rt.block_on(async {
+        let store = directory::connect(&url).await.expect("directory");
+        store
+            .import(&data, unix_now(), false)
+            .await
+            .expect("import");
+        let counters = CacheCounters {
+            hit: prometheus::IntCounter::new("hit", "hit").expect("counter"),
+            miss: prometheus::IntCounter::new("miss", "miss").expect("counter"),
+        };
+        let directory = Arc::new(Directory::new(
+            store,
+            tokio::runtime::Handle::current(),
+            10_000,
+            Duration::from_secs(300),
+            counters,
+        ));
+        let sessions = Sessions::new(directory, partnergate::clock::system(), 10_000);
+        let bob = sessions
+            .directory()
+            .user_id_by_email("bob@acme.example")
+            .await
+            .expect("lookup")
+            .expect("bob");
+        let created = sessions
+            .create(&bob, Duration::from_secs(3600))
+            .await
+            .expect("session");
+        (sessions, created.token, Duration::from_secs(1800))
+    });
+    let mut group = c.benchmark_group("session");
+    group.bench_function("cached session cookie to identity", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let SessionState::Valid(live) = sessions
+                    .resolve(black_box(&token), idle)
+                    .await
+                    .expect("resolve")
+                else {
+                    panic!("session expired during the benchmark");
+                };
+                let identity = sessions
+                    .directory()
+                    .identity(&live.user_id)
+                    .await
+                    .expect("identity");
+                black_box(identity)
+            })
+        })
+    });
+    group.bench_function("block_on alone (subtract)", |b| {
+        b.iter(|| rt.block_on(async { black_box(1) }))
+    });
+    group.finish();
+}
+
+criterion_group!(identity, bearer, assertion, session);
 criterion_main!(identity);

@@ -24,7 +24,37 @@ pub struct CachedIdentity {
     pub identity: Arc<Identity>,
     /// The directory generation this identity was loaded under (assertion reuse key).
     pub generation: u64,
+    /// The identity header values, built once per load rather than per request.
+    pub headers: IdentityHeaderValues,
     touched: AtomicI64,
+}
+
+/// `X-Partner-User`, `-User-Id`, `-Org`, `-Org-Type` and `-Roles` as header values.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaderValues {
+    pub user: http::HeaderValue,
+    pub user_id: http::HeaderValue,
+    pub org: http::HeaderValue,
+    pub org_type: http::HeaderValue,
+    pub roles: http::HeaderValue,
+}
+
+impl IdentityHeaderValues {
+    pub fn of(identity: &Identity) -> Self {
+        // Directory values are validated on import; a control character would make the
+        // value unusable, and an empty header is the safe answer then.
+        let value = |s: &str| {
+            http::HeaderValue::from_bytes(s.as_bytes())
+                .unwrap_or_else(|_| http::HeaderValue::from_static(""))
+        };
+        IdentityHeaderValues {
+            user: value(&identity.email),
+            user_id: value(&identity.user_id),
+            org: value(&identity.org.id),
+            org_type: value(&identity.org.org_type),
+            roles: value(&identity.roles.join(",")),
+        }
+    }
 }
 
 /// Cache hit and miss counters (`partnergate_directory_cache_requests_total`).
@@ -106,6 +136,7 @@ impl Directory {
             .await?;
         Ok(loaded.map(|identity| {
             let entry = Arc::new(CachedIdentity {
+                headers: IdentityHeaderValues::of(&identity),
                 identity: Arc::new(identity),
                 generation,
                 touched: AtomicI64::new(0),

@@ -9,7 +9,7 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 
-pub use cache::{CacheCounters, CachedIdentity, Directory, TOUCH_EVERY};
+pub use cache::{CacheCounters, CachedIdentity, Directory, IdentityHeaderValues, TOUCH_EVERY};
 pub use data::{DirectoryData, ImportCounts};
 pub use model::*;
 pub use sql::connect;

@@ -64,10 +64,51 @@ struct ReuseKey {
     account: Option<String>,
 }
 
+/// Who an assertion is for: the reuse key of CONTRACT §2 (user, directory generation,
+/// upstream) plus the account of `{account}` routes.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub user_id: &'a str,
+    pub generation: u64,
+    pub audience: &'a str,
+    pub account: Option<&'a str>,
+}
+
+impl Subject<'_> {
+    fn hash(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (self.user_id, self.generation, self.audience, self.account).hash(&mut h);
+        h.finish()
+    }
+}
+
+impl ReuseKey {
+    /// The cache is keyed by a hash; the full key is compared on every hit.
+    fn matches(&self, s: &Subject<'_>) -> bool {
+        self.user_id == s.user_id
+            && self.generation == s.generation
+            && self.audience == s.audience
+            && self.account.as_deref() == s.account
+    }
+}
+
+impl From<&Subject<'_>> for ReuseKey {
+    fn from(s: &Subject<'_>) -> Self {
+        ReuseKey {
+            user_id: s.user_id.to_owned(),
+            generation: s.generation,
+            audience: s.audience.to_owned(),
+            account: s.account.map(str::to_owned),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Signed {
     token: Arc<str>,
     iat: i64,
+    key: Arc<ReuseKey>,
 }
 
 /// Signs assertions with the `[assertion]` key and publishes its public half.
@@ -76,7 +117,7 @@ pub struct AssertionSigner {
     header: Header,
     jwks: String,
     ttl: i64,
-    reuse: Cache<ReuseKey, Signed>,
+    reuse: Cache<u64, Signed>,
 }
 
 impl fmt::Debug for AssertionSigner {
@@ -132,27 +173,40 @@ impl AssertionSigner {
     /// reusing one signed earlier while `now < iat + ttl/2`. Empty only if the signing
     /// primitive itself fails (the key was proven at load); that is logged, not cached.
     pub fn sign(&self, claims: &AssertionClaims, audience: &str, now: i64) -> Arc<str> {
-        let reuse_key = ReuseKey {
-            user_id: claims.sub.clone(),
+        let subject = Subject {
+            user_id: &claims.sub,
             generation: claims.generation,
-            audience: audience.to_owned(),
-            account: claims.account.clone(),
+            audience,
+            account: claims.account.as_deref(),
         };
-        if let Some(signed) = self.reuse.get(&reuse_key) {
-            if now >= signed.iat && (now - signed.iat).saturating_mul(2) < self.ttl {
+        self.sign_with(subject, now, || claims.clone())
+    }
+
+    /// [`AssertionSigner::sign`] for the request path: the claims are only built when
+    /// no reusable assertion exists for `subject`, and a reuse allocates nothing.
+    pub fn sign_with(
+        &self,
+        subject: Subject<'_>,
+        now: i64,
+        claims: impl FnOnce() -> AssertionClaims,
+    ) -> Arc<str> {
+        let hash = subject.hash();
+        if let Some(signed) = self.reuse.get(&hash) {
+            let fresh = now >= signed.iat && (now - signed.iat).saturating_mul(2) < self.ttl;
+            if fresh && signed.key.matches(&subject) {
                 return signed.token;
             }
         }
-        match self.sign_fresh(claims, audience, now) {
+        let claims = claims();
+        match self.sign_fresh(&claims, subject.audience, now) {
             Ok(token) => {
                 let token: Arc<str> = Arc::from(token);
-                self.reuse.insert(
-                    reuse_key,
-                    Signed {
-                        token: token.clone(),
-                        iat: now,
-                    },
-                );
+                let signed = Signed {
+                    token: token.clone(),
+                    iat: now,
+                    key: Arc::new(ReuseKey::from(&subject)),
+                };
+                self.reuse.insert(hash, signed);
                 token
             }
             Err(error) => {

@@ -14,7 +14,9 @@ mod jwks;
 mod remote;
 mod token;
 
-pub use assertion::{verify_assertion, AssertionClaims, AssertionSigner, ASSERTION_ISSUER};
+pub use assertion::{
+    verify_assertion, AssertionClaims, AssertionSigner, Subject, ASSERTION_ISSUER,
+};
 pub use bearer::{BearerVerifier, VerifiedToken};
 pub use error::BearerError;
 

@@ -8,7 +8,7 @@ use pingora::prelude::*;
 
 use crate::config::{AuthMode, RouteConfig};
 use crate::directory::{CachedIdentity, OrgStatus, StoreError, UserStatus};
-use crate::jwt::AssertionClaims;
+use crate::jwt::{AssertionClaims, Subject};
 use crate::session::{cookie, SessionState};
 
 use super::ctx::RequestCtx;
@@ -147,12 +147,14 @@ pub fn identity_headers(
         return Ok(());
     };
     let identity = &entry.identity;
-    upstream.insert_header("x-partner-user", identity.email.as_str())?;
-    upstream.insert_header("x-partner-user-id", identity.user_id.as_str())?;
-    upstream.insert_header("x-partner-org", identity.org.id.as_str())?;
-    upstream.insert_header("x-partner-org-type", identity.org.org_type.as_str())?;
-    upstream.insert_header("x-partner-roles", identity.roles.join(","))?;
-    let account = account_level(ctx, entry, services.sessions.clock().now());
+    let h = &entry.headers;
+    upstream.insert_header("x-partner-user", h.user.clone())?;
+    upstream.insert_header("x-partner-user-id", h.user_id.clone())?;
+    upstream.insert_header("x-partner-org", h.org.clone())?;
+    upstream.insert_header("x-partner-org-type", h.org_type.clone())?;
+    upstream.insert_header("x-partner-roles", h.roles.clone())?;
+    let now = services.sessions.clock().now();
+    let account = account_level(ctx, entry, now);
     if let Some((account, level)) = account {
         upstream.insert_header("x-partner-account", account)?;
         if let Some(level) = level {
@@ -160,7 +162,13 @@ pub fn identity_headers(
         }
     }
     if let (Some(signer), Some(pool)) = (&snapshot.assertion, &ctx.upstream) {
-        let claims = AssertionClaims {
+        let subject = Subject {
+            user_id: &identity.user_id,
+            generation: entry.generation,
+            audience: pool.name(),
+            account: account.map(|(a, _)| a),
+        };
+        let token = signer.sign_with(subject, now, || AssertionClaims {
             sub: identity.user_id.clone(),
             email: identity.email.clone(),
             org: identity.org.id.clone(),
@@ -169,9 +177,7 @@ pub fn identity_headers(
             account: account.map(|(a, _)| a.to_string()),
             account_permission: account.and_then(|(_, l)| l.map(str::to_string)),
             generation: entry.generation,
-        };
-        let now = services.sessions.clock().now();
-        let token = signer.sign(&claims, pool.name(), now);
+        });
         upstream.insert_header("x-partner-assertion", token.as_ref())?;
     }
     if ctx.bearer {
