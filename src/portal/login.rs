@@ -75,12 +75,9 @@ fn form_response(
     outcome: PortalOutcome,
 ) -> Response {
     let name = csrf_cookie_name(ctx);
-    let existing = cookie::find(
-        headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()),
-        &name,
-    )
-    .filter(|t| crate::session::token_shape_ok(t))
-    .map(str::to_string);
+    let existing = cookie::in_headers(headers, &name)
+        .filter(|t| crate::session::token_shape_ok(t))
+        .map(str::to_string);
     let csrf = existing.clone().unwrap_or_else(new_token);
     let mut response = pages::login(status, &csrf, rd, email, error);
     if existing.is_none() {
@@ -97,10 +94,7 @@ fn set_cookie(response: &mut Response, value: &str) {
 
 fn csrf_ok(ctx: &PortalContext, headers: &HeaderMap, submitted: &str) -> bool {
     let name = csrf_cookie_name(ctx);
-    let cookie = cookie::find(
-        headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()),
-        &name,
-    );
+    let cookie = cookie::in_headers(headers, &name);
     match cookie {
         Some(c) if !c.is_empty() => c.as_bytes().ct_eq(submitted.as_bytes()).into(),
         _ => false,

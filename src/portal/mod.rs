@@ -139,10 +139,7 @@ fn same_origin(headers: &HeaderMap, ctx: &PortalContext) -> bool {
 
 /// The session cookie of a request, if any.
 fn session_cookie<'a>(headers: &'a HeaderMap, config: &Config) -> Option<&'a str> {
-    cookie::find(
-        headers.get_all(header::COOKIE).iter().map(|v| v.as_bytes()),
-        &config.session.cookie_name,
-    )
+    cookie::in_headers(headers, &config.session.cookie_name)
 }
 
 async fn whoami(

@@ -92,8 +92,7 @@ fn credentials<'a>(req: &'a RequestHeader, mode: AuthMode, cookie_name: &str) ->
         }
     }
     if matches!(mode, AuthMode::Session | AuthMode::Any) {
-        let cookies = req.headers.get_all("cookie").iter().map(|v| v.as_bytes());
-        if let Some(token) = cookie::find(cookies, cookie_name) {
+        if let Some(token) = cookie::in_headers(&req.headers, cookie_name) {
             return Credentials::Session(token);
         }
     }

@@ -11,6 +11,17 @@ pub fn find<'a>(headers: impl IntoIterator<Item = &'a [u8]>, name: &str) -> Opti
     })
 }
 
+/// The value of cookie `name` in a request's `Cookie` headers (HTTP/2 sends several).
+pub fn in_headers<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    find(
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .map(|v| v.as_bytes()),
+        name,
+    )
+}
+
 /// How cookies are scoped: `Secure` only when the public URL is https (CONTRACT §2: the
 /// `__Host-` prefix requires it; the validated config drops the prefix on plain HTTP).
 #[derive(Debug, Clone, Copy)]
