@@ -27,6 +27,8 @@ pub mod names {
     /// Not in CONTRACT §4: access log lines lost because the queue was full or the
     /// writer had stopped.
     pub const ACCESS_LOG_DROPPED_TOTAL: &str = "partnergate_access_log_dropped_total";
+    /// Not in CONTRACT §4: rate-limit checks Redis could not answer, by the fallback taken.
+    pub const RATELIMIT_FALLBACKS_TOTAL: &str = "partnergate_ratelimit_fallbacks_total";
 }
 
 /// Label names used by the metrics above.
@@ -44,6 +46,7 @@ pub mod labels {
     pub const REASON: &str = "reason";
     pub const KEY: &str = "key";
     pub const VERSION: &str = "version";
+    pub const ACTION: &str = "action";
 }
 
 /// Values of the `result` label of `partnergate_config_reloads_total`.
@@ -76,6 +79,9 @@ pub struct Metrics {
     pub users_active: IntGaugeVec,
     pub orgs: IntGaugeVec,
     pub directory_cache: IntCounterVec,
+    pub policy_denials: IntCounterVec,
+    pub ratelimit_rejections: IntCounterVec,
+    pub ratelimit_fallbacks: IntCounterVec,
     registry: Registry,
 }
 
@@ -136,6 +142,21 @@ impl Metrics {
                 &[WINDOW],
             ),
             orgs: reg.gauge_vec(names::ORGS, "Orgs in the directory by status.", &[STATUS]),
+            policy_denials: reg.counter_vec(
+                names::POLICY_DENIALS_TOTAL,
+                "Requests the route policy denied (or would deny, in shadow mode), by route and reason.",
+                &[ROUTE, REASON],
+            ),
+            ratelimit_rejections: reg.counter_vec(
+                names::RATELIMIT_REJECTIONS_TOTAL,
+                "Requests refused with 429 by a rate limit, by route and limit key (ip, user, org, route; global; login).",
+                &[ROUTE, KEY],
+            ),
+            ratelimit_fallbacks: reg.counter_vec(
+                names::RATELIMIT_FALLBACKS_TOTAL,
+                "Rate-limit checks Redis could not answer, by route and the fallback taken (local, deny).",
+                &[ROUTE, ACTION],
+            ),
             directory_cache: reg.counter_vec(
                 names::DIRECTORY_CACHE_REQUESTS_TOTAL,
                 "Identity and session lookups answered from the cache (hit) or the store (miss).",

@@ -23,11 +23,12 @@ pub struct ServerFile {
     pub owner_org_type: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy)]
+#[derive(Debug, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RateFile {
     pub per_second: f64,
     pub burst: i64,
+    pub on_redis_error: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,6 +37,7 @@ pub struct RouteRateFile {
     pub key: String,
     pub per_second: f64,
     pub burst: i64,
+    pub on_redis_error: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +129,8 @@ pub struct AssertionFile {
 #[serde(deny_unknown_fields)]
 pub struct RedisFile {
     pub url: String,
+    pub key_prefix: Option<String>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -114,10 +114,31 @@ impl PublicUrl {
     }
 }
 
+/// A token-bucket rate: `burst` requests at once, then `per_second` on average.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateSpec {
     pub per_second: f64,
     pub burst: u32,
+    /// What to do when `[redis]` is configured but cannot answer.
+    pub on_redis_error: RedisFallback,
+}
+
+/// The fallback when the shared (Redis) counter cannot answer in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisFallback {
+    /// Fail open to this instance's own limiter at the same rate.
+    Local,
+    /// Fail closed: refuse the request (503 with `Retry-After`).
+    Deny,
+}
+
+impl RedisFallback {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisFallback::Local => "local",
+            RedisFallback::Deny => "deny",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -296,6 +317,10 @@ pub struct AssertionConfig {
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
     pub url: String,
+    /// Prefix of every key partnergate writes (instances sharing limits share the prefix).
+    pub key_prefix: String,
+    /// How long a rate-limit check waits for Redis before the route's fallback applies.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

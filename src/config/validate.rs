@@ -99,7 +99,7 @@ impl Validator {
         }
     }
 
-    fn rate(&mut self, key: &str, raw: RateFile) -> RateSpec {
+    fn rate(&mut self, key: &str, raw: RateFile, fallback: RedisFallback) -> RateSpec {
         if !(raw.per_second.is_finite() && raw.per_second > 0.0 && raw.per_second <= 1e9) {
             self.problem(format!("{key}.per_second"), "must be a number above 0");
         }
@@ -110,17 +110,23 @@ impl Validator {
             1,
             u32::MAX as i64,
         );
+        let on_redis_error = match raw.on_redis_error.as_deref() {
+            None => fallback,
+            Some("local") => RedisFallback::Local,
+            Some("deny") => RedisFallback::Deny,
+            Some(other) => {
+                self.problem(
+                    format!("{key}.on_redis_error"),
+                    format!("\"{other}\" is not one of local, deny"),
+                );
+                fallback
+            }
+        };
         RateSpec {
             per_second: raw.per_second,
             burst: u32::try_from(burst).unwrap_or(1),
+            on_redis_error,
         }
-    }
-
-    fn not_yet(&mut self, key: &str, what: &str) {
-        self.problem(
-            key,
-            format!("{what} is not yet supported by this build; remove it (policy, identity and rate limits land in later releases)"),
-        );
     }
 }
 
@@ -237,7 +243,33 @@ fn assemble(v: &mut Validator, table: &toml::Table) -> Config {
             if !(r.url.starts_with("redis://") || r.url.starts_with("rediss://")) {
                 v.problem("redis.url", "must start with redis:// or rediss://");
             }
-            RedisConfig { url: r.url }
+            let key_prefix = r.key_prefix.unwrap_or_else(|| "partnergate:".into());
+            if key_prefix.len() > 64
+                || key_prefix
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control())
+            {
+                v.problem(
+                    "redis.key_prefix",
+                    "at most 64 characters, no spaces or control characters",
+                );
+            }
+            let timeout = v.duration(
+                "redis.timeout",
+                r.timeout.as_deref(),
+                Duration::from_millis(50),
+            );
+            if timeout.is_zero() || timeout > Duration::from_secs(5) {
+                v.problem(
+                    "redis.timeout",
+                    "must be above 0 and at most 5s (it is on the request path)",
+                );
+            }
+            RedisConfig {
+                url: r.url,
+                key_prefix,
+                timeout,
+            }
         });
     let access_log_file = optional(v, table, "access_log");
     let access_log = access_log(v, access_log_file);
@@ -266,17 +298,7 @@ fn assemble(v: &mut Validator, table: &toml::Table) -> Config {
 }
 
 fn not_used_yet(v: &mut Validator, table: &toml::Table) {
-    if table
-        .get("login")
-        .and_then(|l| l.get("rate_limit_per_ip"))
-        .is_some()
-    {
-        v.warn(
-            "login.rate_limit_per_ip",
-            "accepted and validated, but not enforced by this build yet (rate limits land with policy)",
-        );
-    }
-    for section in ["redis", "lifecycle"] {
+    for section in ["lifecycle"] {
         if table.contains_key(section) {
             v.warn(
                 section,
@@ -354,10 +376,9 @@ fn server(v: &mut Validator, f: ServerFile) -> ServerConfig {
         f.shutdown_grace.as_deref(),
         Duration::from_secs(10),
     );
-    let rate_limit_per_ip = f.rate_limit_per_ip.map(|r| {
-        v.not_yet("server.rate_limit_per_ip", "the global per-IP rate limit");
-        v.rate("server.rate_limit_per_ip", r)
-    });
+    let rate_limit_per_ip = f
+        .rate_limit_per_ip
+        .map(|r| v.rate("server.rate_limit_per_ip", r, RedisFallback::Local));
     let owner_org_type = f.owner_org_type.unwrap_or_else(|| "owner".into());
     if owner_org_type.trim().is_empty() {
         v.problem("server.owner_org_type", "must not be empty");
@@ -630,8 +651,27 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
         ("allow_permissions", &f.allow_permissions),
         ("allow_org_types", &f.allow_org_types),
     ] {
-        if list.is_some() {
-            v.not_yet(&format!("{key}.{name}"), name);
+        let Some(list) = list else { continue };
+        if list.is_empty() {
+            v.problem(
+                format!("{key}.{name}"),
+                "an empty list allows nobody; leave the key out to not check it",
+            );
+        }
+        if list
+            .iter()
+            .any(|item| item.trim().is_empty() || item.trim() != item)
+        {
+            v.problem(
+                format!("{key}.{name}"),
+                "entries must be non-empty names without surrounding spaces",
+            );
+        }
+        if auth == AuthMode::None {
+            v.problem(
+                format!("{key}.{name}"),
+                "needs an identity, but the route has auth = \"none\"",
+            );
         }
     }
     let account_permission = f.account_permission.as_deref().and_then(|p| {
@@ -641,8 +681,19 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
                 format!("{key}.account_permission"),
                 format!("\"{p}\" is not one of view, standard, admin"),
             );
-        } else {
-            v.not_yet(&format!("{key}.account_permission"), "account_permission");
+        } else if !path.has_account() {
+            v.problem(
+                format!("{key}.account_permission"),
+                format!(
+                    "path \"{}\" has no {{account}} segment to check it on",
+                    f.path
+                ),
+            );
+        } else if auth == AuthMode::None {
+            v.problem(
+                format!("{key}.account_permission"),
+                "needs an identity, but the route has auth = \"none\"",
+            );
         }
         level
     });
@@ -671,14 +722,24 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
                 RateKey::Ip
             }
         };
+        if matches!(rate_key, RateKey::User | RateKey::Org) && auth == AuthMode::None {
+            v.problem(
+                format!("{key}.rate_limit.key"),
+                format!(
+                    "\"{}\" needs an identity, but the route has auth = \"none\"",
+                    r.key
+                ),
+            );
+        }
         let rate = v.rate(
             &format!("{key}.rate_limit"),
             RateFile {
                 per_second: r.per_second,
                 burst: r.burst,
+                on_redis_error: r.on_redis_error,
             },
+            RedisFallback::Local,
         );
-        v.not_yet(&format!("{key}.rate_limit"), "per-route rate limits");
         RouteRateLimit {
             key: rate_key,
             rate,
@@ -818,10 +879,11 @@ fn login(v: &mut Validator, f: file::LoginFile) -> LoginConfig {
             Duration::from_secs(15 * 60),
         ),
         rate_limit_per_ip: match f.rate_limit_per_ip {
-            Some(r) => v.rate("login.rate_limit_per_ip", r),
+            Some(r) => v.rate("login.rate_limit_per_ip", r, RedisFallback::Deny),
             None => RateSpec {
                 per_second: 1.0,
                 burst: 10,
+                on_redis_error: RedisFallback::Deny,
             },
         },
         password_min_length: v.int(

@@ -218,6 +218,34 @@ pub(super) async fn client_account(
     page(&format!("Client account {id}"), &body).into_response()
 }
 
+/// A portal section (`/deals`, `/referrals`, `/reports`): which section, and who asked.
+/// The legacy portal shows every section to everyone; the gateway's policy decides.
+pub(super) async fn section(
+    State(state): State<PortalState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let assertion = state.check_assertion(&headers).await;
+    if let Some(report) = assertion.as_ref().filter(|report| !report.verified) {
+        return refused(report);
+    }
+    let name = uri
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let body = format!(
+        "<section data-section=\"{}\">\n{}\n{}\n{}</section>",
+        escape_html(&name),
+        assertion_line(assertion.as_ref()),
+        signed_in_as(&headers),
+        table(&header_row(&headers, "X-Partner-Org-Type", Shown::Value))
+    );
+    page(&format!("Section {name}"), &body).into_response()
+}
+
 fn signed_in_as(headers: &HeaderMap) -> String {
     match header_text(headers, "X-Partner-User") {
         Some(user) => format!(

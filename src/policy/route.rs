@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use http::Method;
 
-use crate::config::{Config, RouteConfig};
+use crate::config::{Config, PathCaptures, RouteConfig};
 
 /// The routes of one configuration snapshot, in file order.
 #[derive(Debug, Clone)]
@@ -31,6 +31,33 @@ pub enum RouteLookup<'a> {
     /// Host and path matched this route (the first such), but not the method.
     MethodNotAllowed(RouteMatch<'a>),
     NoRoute,
+}
+
+/// Why one route did or did not match a request, for `partnergate explain`: each part
+/// of the match is checked (not only up to the first mismatch), so all reasons show.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteTrace<'a> {
+    pub index: usize,
+    pub route: &'a RouteConfig,
+    /// The route names no host, or the request's host matches it.
+    pub host: bool,
+    /// What the path template captured; `None`: the path does not match.
+    pub path: Option<PathCaptures<'a>>,
+    /// The route has no `methods`, or they include the request's method.
+    pub method: bool,
+}
+
+impl RouteTrace<'_> {
+    /// Host, path and method all match: the route [`RouteTable::lookup`] picks.
+    pub fn matched(&self) -> bool {
+        self.host && self.path.is_some() && self.method
+    }
+
+    /// Host and path match but the method does not (a `method` denial if no later
+    /// route matches).
+    pub fn wrong_method(&self) -> bool {
+        self.host && self.path.is_some() && !self.method
+    }
 }
 
 impl RouteTable {
@@ -70,6 +97,29 @@ impl RouteTable {
             Some(found) => RouteLookup::MethodNotAllowed(found),
             None => RouteLookup::NoRoute,
         }
+    }
+
+    /// Every route [`RouteTable::lookup`] looks at for this request, in file order, with
+    /// why it matched or not: up to and including the matching route, or all of them when
+    /// none matches. Slower than `lookup` (it checks every part of every route); for
+    /// `partnergate explain`, never the request path.
+    pub fn trace<'a>(&'a self, host: &str, path: &'a str, method: &Method) -> Vec<RouteTrace<'a>> {
+        let mut seen = Vec::new();
+        for (index, route) in self.config.routes.iter().enumerate() {
+            let trace = RouteTrace {
+                index,
+                route,
+                host: route.host.as_ref().is_none_or(|h| h.matches(host)),
+                path: route.path.matches(path),
+                method: method_allowed(route, method),
+            };
+            let done = trace.matched();
+            seen.push(trace);
+            if done {
+                break;
+            }
+        }
+        seen
     }
 }
 
@@ -168,6 +218,116 @@ upstream = "portal"
                 want,
                 "{method} {host}{path}"
             );
+        }
+    }
+
+    /// (route name, host ok, path ok, method ok) for each traced route.
+    fn traced(t: &RouteTable, host: &str, path: &str, method: &Method) -> Vec<String> {
+        t.trace(host, path, method)
+            .iter()
+            .map(|r| {
+                let flag = |ok: bool, what: &str| {
+                    if ok {
+                        what.to_string()
+                    } else {
+                        format!("!{what}")
+                    }
+                };
+                format!(
+                    "{}:{}{}{}{}",
+                    r.route.name,
+                    flag(r.host, "h"),
+                    flag(r.path.is_some(), "p"),
+                    flag(r.method, "m"),
+                    r.path
+                        .and_then(|c| c.account)
+                        .map(|a| format!("={a}"))
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn trace_stops_at_the_match_and_gives_every_reason() {
+        let t = table();
+        assert_eq!(
+            traced(&t, "partners.example.com", "/clients/c-1/x", &Method::GET),
+            ["client:hpm=c-1"]
+        );
+        assert_eq!(
+            traced(&t, "partners.example.com", "/reports/q3", &Method::POST),
+            ["client:h!pm", "reports-read:hp!m", "wild:hpm"]
+        );
+        // No match: every route, each with all of its reasons.
+        assert_eq!(
+            traced(&t, "other.example.com", "/dashboard", &Method::DELETE),
+            [
+                "client:h!pm",
+                "reports-read:!h!p!m",
+                "wild:h!p!m",
+                "api-post:h!p!m",
+                "dashboard:!hpm",
+            ]
+        );
+        let wrong = t.trace("a.example.com", "/reports", &Method::DELETE);
+        assert_eq!(wrong.len(), 5);
+        assert!(!wrong.iter().any(RouteTrace::matched));
+        let first_wrong = wrong
+            .iter()
+            .find(|r| r.wrong_method())
+            .map(|r| r.route.name.as_str());
+        assert_eq!(first_wrong, Some("wild"));
+    }
+
+    #[test]
+    fn trace_agrees_with_lookup() {
+        let t = table();
+        let hosts = [
+            "partners.example.com",
+            "a.example.com",
+            "example.com",
+            "x.org",
+        ];
+        let paths = [
+            "/",
+            "/clients/c-1/x",
+            "/clients//x",
+            "/reports",
+            "/reports/q3",
+            "/api/v1",
+            "/dashboard",
+        ];
+        let methods = [Method::GET, Method::POST, Method::DELETE];
+        for host in hosts {
+            for path in paths {
+                for method in &methods {
+                    let trace = t.trace(host, path, method);
+                    let last = trace.last().filter(|r| r.matched());
+                    let first_wrong = trace.iter().find(|r| r.wrong_method());
+                    let case = format!("{method} {host}{path}");
+                    match t.lookup(host, path, method) {
+                        RouteLookup::Matched(m) => {
+                            let last = last.unwrap_or_else(|| panic!("{case}: trace has no match"));
+                            assert_eq!(last.index, m.index, "{case}");
+                            assert_eq!(last.path.and_then(|c| c.account), m.account, "{case}");
+                            assert!(
+                                trace[..trace.len() - 1].iter().all(|r| !r.matched()),
+                                "{case}"
+                            );
+                        }
+                        RouteLookup::MethodNotAllowed(m) => {
+                            assert!(last.is_none(), "{case}");
+                            assert_eq!(trace.len(), t.routes().len(), "{case}");
+                            assert_eq!(first_wrong.map(|r| r.index), Some(m.index), "{case}");
+                        }
+                        RouteLookup::NoRoute => {
+                            assert!(last.is_none() && first_wrong.is_none(), "{case}");
+                            assert_eq!(trace.len(), t.routes().len(), "{case}");
+                        }
+                    }
+                }
+            }
         }
     }
 }

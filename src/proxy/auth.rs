@@ -7,7 +7,7 @@ use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
 use crate::config::{AuthMode, RouteConfig};
-use crate::directory::{CachedIdentity, OrgStatus, StoreError, UserStatus};
+use crate::directory::{CachedIdentity, StoreError};
 use crate::jwt::{AssertionClaims, Subject};
 use crate::session::{cookie, SessionState};
 
@@ -22,8 +22,6 @@ pub enum Refusal {
         reason: &'static str,
         bad_token: bool,
     },
-    /// Known user who may not act: 403.
-    Forbidden(&'static str),
     /// The directory cannot answer and nothing is cached: 503 (fail closed).
     Unavailable,
 }
@@ -67,13 +65,10 @@ pub async fn authenticate(
     };
     ctx.user = Some(entry.identity.email.clone());
     ctx.org = Some(entry.identity.org.id.clone());
-    if entry.identity.status != UserStatus::Active {
-        return Err(Refusal::Forbidden("user_inactive"));
+    // A suspended user or org is refused by the policy (`user_inactive`, `org_inactive`).
+    if entry.identity.is_usable() {
+        services.directory.saw(&entry, now);
     }
-    if entry.identity.org.status != OrgStatus::Active {
-        return Err(Refusal::Forbidden("org_inactive"));
-    }
-    services.directory.saw(&entry, now);
     ctx.identity = Some(entry);
     Ok(())
 }
@@ -193,11 +188,9 @@ fn account_level<'a>(
     now: i64,
 ) -> Option<(&'a str, Option<&'static str>)> {
     let account = ctx.account.as_deref()?;
-    let level = entry
-        .identity
-        .grant(account)
-        .filter(|g| g.expires_at.is_none_or(|t| t > now))
-        .map(|g| g.level.as_str());
+    let level = crate::policy::decide::account_level(Some(&entry.identity), Some(account), now)
+        .ok()
+        .map(|l| l.as_str());
     Some((account, level))
 }
 

@@ -30,7 +30,7 @@ use auth::Refusal;
 use crate::accesslog::{rfc3339_ms, AccessRecord};
 use crate::metrics::{method_label, status_label};
 use crate::normalize;
-use crate::policy::RouteLookup;
+use crate::policy::{self, DenyReason, RouteLookup};
 
 /// Route label used when no route matched, and for the gateway's reserved paths.
 pub const NO_ROUTE: &str = "none";
@@ -123,26 +123,28 @@ impl Gateway {
             RouteLookup::Matched(m) => (m, None),
             RouteLookup::MethodNotAllowed(m) => (m, Some(403)),
             RouteLookup::NoRoute => {
-                ctx.deny("no_route");
+                self.policy_deny(ctx, NO_ROUTE, DenyReason::NoRoute);
                 return Err(404);
             }
         };
-        ctx.route = Some(found.index);
+        let index = found.index;
+        ctx.route = Some(index);
         ctx.account = found.account.map(str::to_string);
+        let route = &snapshot.routes.routes()[index];
         if let Some(status) = status {
-            ctx.deny("method");
+            self.policy_deny(ctx, &route.name, DenyReason::Method);
             return Err(status);
         }
-        if is_websocket_upgrade(session.req_header()) && !found.route.websocket {
+        if is_websocket_upgrade(session.req_header()) && !route.websocket {
             ctx.deny("websocket_not_allowed");
             return Err(403);
         }
-        ctx.upstream = snapshot.route_upstream(found.index).cloned();
+        ctx.upstream = snapshot.route_upstream(index).cloned();
         Ok(())
     }
 
-    /// Stages 3–4: authenticate and resolve the identity; answer the request on refusal.
-    /// `Ok(true)`: the request was answered.
+    /// Stages 3–5: authenticate, resolve the identity and apply the route's policy;
+    /// answer the request on refusal. `Ok(true)`: the request was answered.
     async fn authorize(
         &self,
         session: &mut Session,
@@ -152,8 +154,8 @@ impl Gateway {
         let Some(route) = ctx.route.and_then(|i| snapshot.routes.get(i)) else {
             return Ok(false);
         };
+        let services = &self.shared.services;
         if route.auth != crate::config::AuthMode::None {
-            let services = &self.shared.services;
             let refused =
                 auth::authenticate(session.req_header(), ctx, route, snapshot, services).await;
             if let Err(refusal) = refused {
@@ -161,8 +163,50 @@ impl Gateway {
                 return Ok(true);
             }
         }
-        ctx.decision = Decision::Allow;
+        let request = policy::Request {
+            method: &session.req_header().method,
+            account: ctx.account.as_deref(),
+            now: services.sessions.clock().now(),
+        };
+        let identity = ctx.identity.as_ref().map(|e| &*e.identity);
+        match policy::decide(route, &request, identity) {
+            policy::Decision::Allow => ctx.decision = Decision::Allow,
+            policy::Decision::Deny(reason)
+                if route.mode == crate::config::Mode::Shadow && reason.shadowable() =>
+            {
+                self.count_denial(&route.name, reason);
+                ctx.decision = Decision::ShadowDeny;
+                ctx.reason = Some(reason.as_str());
+            }
+            policy::Decision::Deny(reason) => {
+                self.policy_deny(ctx, &route.name, reason);
+                respond::error(session, ctx, 403).await?;
+                return Ok(true);
+            }
+            policy::Decision::Unauthenticated => {
+                let refusal = Refusal::Unauthenticated {
+                    reason: "no_credentials",
+                    bad_token: false,
+                };
+                self.refuse(session, ctx, refusal).await?;
+                return Ok(true);
+            }
+        }
         Ok(false)
+    }
+
+    fn count_denial(&self, route: &str, reason: DenyReason) {
+        self.shared
+            .metrics
+            .policy_denials
+            .with_label_values(&[route, reason.as_str()])
+            .inc();
+    }
+
+    /// A policy denial: counted by route and reason, logged with the reason.
+    fn policy_deny(&self, ctx: &mut RequestCtx, route: &str, reason: DenyReason) {
+        self.count_denial(route, reason);
+        ctx.deny(reason.as_str());
     }
 
     async fn refuse(
@@ -189,10 +233,6 @@ impl Gateway {
                 let body = respond::error_body(401, &ctx.request_id);
                 let extra = [("www-authenticate", challenge)];
                 respond::send(session, ctx, 401, "application/json", body, &extra).await
-            }
-            Refusal::Forbidden(reason) => {
-                ctx.deny(reason);
-                respond::error(session, ctx, 403).await
             }
             Refusal::Unavailable => {
                 ctx.decision = Decision::Error;

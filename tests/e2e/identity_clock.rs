@@ -136,6 +136,7 @@ fn login_config() -> LoginConfig {
         rate_limit_per_ip: RateSpec {
             per_second: 1.0,
             burst: 10,
+            on_redis_error: partnergate::config::RedisFallback::Deny,
         },
         password_min_length: 12,
     }

@@ -8,3 +8,4 @@ mod dataplane;
 mod identity;
 mod identity_clock;
 mod lifecycle_ops;
+mod policy;

@@ -172,15 +172,40 @@ upstream = "portal"
 }
 
 #[test]
-fn policy_keys_are_not_yet_supported() {
-    let text = format!(
-        "{MINIMAL}\n[[routes]]\nname = \"p\"\npath = \"/p\"\nupstream = \"portal\"\nauth = \"session\"\nallow_roles = [\"x\"]\nrate_limit = {{ key = \"user\", per_second = 1, burst = 1 }}\n"
+fn policy_keys_are_validated() {
+    let ok = format!(
+        "{MINIMAL}\n[[routes]]\nname = \"p\"\npath = \"/clients/{{account}}/\"\nupstream = \"portal\"\nauth = \"session\"\nallow_roles = [\"x\"]\nallow_org_types = [\"reseller\"]\naccount_permission = \"standard\"\nmode = \"shadow\"\nrate_limit = {{ key = \"user\", per_second = 1, burst = 1, on_redis_error = \"deny\" }}\n"
     );
-    let errors = load(&text).expect_err("invalid").0;
-    assert_eq!(errors.len(), 2, "{errors:?}");
-    assert!(errors
-        .iter()
-        .all(|p| p.reason.contains("not yet supported")));
+    let c = load(&ok).expect("valid").config;
+    let r = c.routes.iter().find(|r| r.name == "p").expect("route p");
+    assert_eq!(r.allow_roles, ["x"]);
+    assert_eq!(r.account_permission, Some(AccountLevel::Standard));
+    assert_eq!(r.mode, Mode::Shadow);
+    let limit = r.rate_limit.expect("rate limit");
+    assert_eq!(limit.key, RateKey::User);
+    assert_eq!(limit.rate.on_redis_error, RedisFallback::Deny);
+    assert_eq!(
+        c.login.rate_limit_per_ip.on_redis_error,
+        RedisFallback::Deny
+    );
+
+    let bad = format!(
+        "{MINIMAL}\n[[routes]]\nname = \"p\"\npath = \"/p\"\nupstream = \"portal\"\nauth = \"none\"\nallow_roles = []\nallow_permissions = [\"a\"]\naccount_permission = \"view\"\nrate_limit = {{ key = \"org\", per_second = 1, burst = 1, on_redis_error = \"maybe\" }}\n"
+    );
+    let errors = load(&bad).expect_err("invalid").0;
+    let keys: Vec<&str> = errors.iter().map(|p| p.key.as_str()).collect();
+    for want in [
+        "(p).allow_roles",
+        "(p).allow_permissions",
+        "(p).account_permission",
+        "(p).rate_limit.key",
+        "(p).rate_limit.on_redis_error",
+    ] {
+        assert!(
+            keys.iter().any(|k| k.ends_with(want)),
+            "{want} missing from {errors:?}"
+        );
+    }
 }
 
 #[test]
