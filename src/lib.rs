@@ -21,5 +21,6 @@ pub mod password;
 pub mod policy;
 pub mod portal;
 pub mod proxy;
+pub mod ratelimit;
 pub mod session;
 pub mod tls;

@@ -102,5 +102,12 @@ fn build(path: &std::path::Path, old: &Snapshot) -> Result<Snapshot, Vec<Problem
     {
         tracing::warn!("[directory] changed: it takes effect after a restart");
     }
+    if new.redis.as_ref().map(|r| (&r.url, &r.key_prefix))
+        != old.config.redis.as_ref().map(|r| (&r.url, &r.key_prefix))
+    {
+        tracing::warn!(
+            "[redis] url or key_prefix changed: it takes effect after a restart (limits stay as they were shared or local until then)"
+        );
+    }
     Snapshot::build(new, Some(old))
 }

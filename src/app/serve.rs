@@ -54,8 +54,19 @@ pub fn run(path: &Path) -> Result<(), StartError> {
         .map_err(|e| StartError::Runtime(format!("background runtime: {e}")))?;
     let services = super::services::build(&config, &metrics, &background)?;
     background.block_on(validated.snapshot.bearer.refresh());
+    let snapshot = match &config.redis {
+        Some(redis) => {
+            tracing::info!(
+                "rate limits shared through Redis at {}",
+                super::services::redact(&redis.url)
+            );
+            let store = crate::ratelimit::SharedStore::new(redis, background.handle());
+            validated.snapshot.with_shared_limits(store)
+        }
+        None => validated.snapshot,
+    };
     let shared = Arc::new(Shared::new(
-        validated.snapshot,
+        snapshot,
         metrics.clone(),
         access_log.clone(),
         services,

@@ -93,6 +93,7 @@ pub async fn upkeep(shared: Arc<Shared>) {
             tracing::warn!("writing session activity: {e}");
         }
         let snapshot = shared.snapshot();
+        snapshot.ratelimits.evict_idle();
         if n % 4 == 0 {
             match services
                 .sessions

@@ -239,7 +239,14 @@ fn assemble(v: &mut Validator, table: &toml::Table) -> Config {
     let redis = table
         .get("redis")
         .and_then(|value| v.section::<file::RedisFile>("redis", value))
-        .map(|r| {
+        .map(|mut r| {
+            // As for the directory: a password in the URL can stay out of the file.
+            if let Some(url) = std::env::var("PARTNERGATE_REDIS_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+            {
+                r.url = url;
+            }
             if !(r.url.starts_with("redis://") || r.url.starts_with("rediss://")) {
                 v.problem("redis.url", "must start with redis:// or rediss://");
             }

@@ -28,14 +28,37 @@ pub use state::{InflightGuard, Services, Shared, Snapshot};
 use auth::Refusal;
 
 use crate::accesslog::{rfc3339_ms, AccessRecord};
+use crate::config::RateKey;
 use crate::metrics::{method_label, status_label};
 use crate::normalize;
 use crate::policy::{self, DenyReason, RouteLookup};
+use crate::ratelimit::{LimitKey, Limiter, Verdict};
 
 /// Route label used when no route matched, and for the gateway's reserved paths.
 pub const NO_ROUTE: &str = "none";
 pub const RESERVED_ROUTE: &str = "partnergate";
 const RESERVED_PREFIX: &str = "/.partnergate";
+
+/// The login form's path: its POSTs have their own per-IP limit.
+const LOGIN_PATH: &str = "/.partnergate/login";
+
+/// One rate limit to check, with the labels a rejection is counted and logged under.
+struct Limit<'a> {
+    limiter: &'a Limiter,
+    key: LimitKey<'a>,
+    route: &'a str,
+    key_label: &'static str,
+    reason: &'static str,
+}
+
+fn rate_key_label(key: RateKey) -> &'static str {
+    match key {
+        RateKey::Ip => "ip",
+        RateKey::User => "user",
+        RateKey::Org => "org",
+        RateKey::Route => "route",
+    }
+}
 
 /// The gateway's `ProxyHttp` implementation.
 pub struct Gateway {
@@ -195,6 +218,88 @@ impl Gateway {
         Ok(false)
     }
 
+    /// Stage 6: the route's own limit, keyed as configured.
+    async fn route_rate_limit(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        snapshot: &Arc<Snapshot>,
+    ) -> Result<bool> {
+        let Some((index, (rate_key, limiter))) = ctx
+            .route
+            .and_then(|i| Some((i, snapshot.ratelimits.route(i)?)))
+        else {
+            return Ok(false);
+        };
+        let identity = ctx.identity.clone();
+        let key = match rate_key {
+            RateKey::Ip => match ctx.client_ip {
+                Some(ip) => LimitKey::Ip(ip),
+                None => return Ok(false),
+            },
+            // Validation requires an identity for user and org keys; without one the
+            // request was already refused, but fail closed to one shared bucket anyway.
+            RateKey::User => identity
+                .as_deref()
+                .map_or(LimitKey::Whole, |e| LimitKey::Name(&e.identity.user_id)),
+            RateKey::Org => identity
+                .as_deref()
+                .map_or(LimitKey::Whole, |e| LimitKey::Name(&e.identity.org.id)),
+            RateKey::Route => LimitKey::Whole,
+        };
+        let limit = Limit {
+            limiter,
+            key,
+            route: &snapshot.routes.routes()[index].name,
+            key_label: rate_key_label(*rate_key),
+            reason: "rate_limit",
+        };
+        self.rate_limit(session, ctx, snapshot, limit).await
+    }
+
+    /// Check one limit; over it, answer 429 with `Retry-After` (or 503 when Redis is down
+    /// and the limit fails closed). `Ok(true)`: the request was answered.
+    async fn rate_limit(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        snapshot: &Snapshot,
+        limit: Limit<'_>,
+    ) -> Result<bool> {
+        let limits = &snapshot.ratelimits;
+        let (verdict, fallback) = match limits.check_fast(limit.limiter, limit.key) {
+            Some(answer) => answer,
+            None => limits.check(limit.limiter, limit.key).await,
+        };
+        let m = &self.shared.metrics;
+        if let Some(action) = fallback {
+            m.ratelimit_fallbacks
+                .with_label_values(&[limit.route, action.as_str()])
+                .inc();
+        }
+        let status = match verdict {
+            Verdict::Allow => return Ok(false),
+            Verdict::Limited { .. } => {
+                m.ratelimit_rejections
+                    .with_label_values(&[limit.route, limit.key_label])
+                    .inc();
+                ctx.decision = Decision::RateLimited;
+                ctx.reason = Some(limit.reason);
+                429
+            }
+            Verdict::Unavailable => {
+                ctx.decision = Decision::Error;
+                ctx.reason = Some("rate_limit_unavailable");
+                503
+            }
+        };
+        let retry = verdict.retry_after_secs().unwrap_or(1).to_string();
+        let body = respond::error_body(status, &ctx.request_id);
+        let extra = [("retry-after", retry.as_str())];
+        respond::send(session, ctx, status, "application/json", body, &extra).await?;
+        Ok(true)
+    }
+
     fn count_denial(&self, route: &str, reason: DenyReason) {
         self.shared
             .metrics
@@ -333,7 +438,33 @@ impl ProxyHttp for Gateway {
                 request_host(session.req_header()).unwrap_or(""),
             );
         }
+        if let (Some(limiter), Some(ip)) = (snapshot.ratelimits.global(), ctx.client_ip) {
+            let limit = Limit {
+                limiter,
+                key: LimitKey::Ip(ip),
+                route: NO_ROUTE,
+                key_label: "global",
+                reason: "rate_limit_global",
+            };
+            if self.rate_limit(session, ctx, &snapshot, limit).await? {
+                return Ok(true);
+            }
+        }
         if ctx.path == RESERVED_PREFIX || ctx.path.starts_with("/.partnergate/") {
+            if session.req_header().method == http::Method::POST && ctx.path == LOGIN_PATH {
+                if let Some(ip) = ctx.client_ip {
+                    let limit = Limit {
+                        limiter: snapshot.ratelimits.login(),
+                        key: LimitKey::Ip(ip),
+                        route: RESERVED_ROUTE,
+                        key_label: "login",
+                        reason: "rate_limit_login",
+                    };
+                    if self.rate_limit(session, ctx, &snapshot, limit).await? {
+                        return Ok(true);
+                    }
+                }
+            }
             ctx.decision = Decision::Allow;
             reserved::serve(session, ctx, &snapshot, &self.shared.services).await?;
             return Ok(true);
@@ -342,7 +473,10 @@ impl ProxyHttp for Gateway {
             respond::error(session, ctx, status).await?;
             return Ok(true);
         }
-        self.authorize(session, ctx, &snapshot).await
+        if self.authorize(session, ctx, &snapshot).await? {
+            return Ok(true);
+        }
+        self.route_rate_limit(session, ctx, &snapshot).await
     }
 
     async fn upstream_peer(

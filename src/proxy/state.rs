@@ -13,6 +13,7 @@ use crate::directory::Directory;
 use crate::jwt::{AssertionSigner, BearerVerifier};
 use crate::metrics::Metrics;
 use crate::policy::RouteTable;
+use crate::ratelimit::{RateLimits, SharedStore};
 use crate::session::Sessions;
 
 use super::upstream::UpstreamPool;
@@ -31,6 +32,9 @@ pub struct Snapshot {
     /// The `X-Partner-Assertion` signer and its public JWKS, with `[assertion]`.
     pub assertion: Option<Arc<AssertionSigner>>,
     pub jwks: Option<Arc<str>>,
+    /// The global, login and per-route rate limits (their state survives a reload when
+    /// the limit is unchanged).
+    pub ratelimits: RateLimits,
 }
 
 impl Snapshot {
@@ -98,6 +102,12 @@ impl Snapshot {
         let Some(bearer) = bearer.filter(|_| problems.is_empty()) else {
             return Err(problems);
         };
+        // A reload keeps the process's Redis connection; a new or changed [redis] needs a
+        // restart (reload says so).
+        let shared_store = previous
+            .and_then(|p| p.ratelimits.shared().cloned())
+            .filter(|_| config.redis.is_some());
+        let ratelimits = RateLimits::build(&config, previous.map(|p| &p.ratelimits), shared_store);
         Ok(Snapshot {
             routes: RouteTable::new(config.clone()),
             jwks: assertion.as_ref().map(|s| Arc::from(s.jwks_json())),
@@ -106,7 +116,14 @@ impl Snapshot {
             config,
             upstreams,
             route_upstreams,
+            ratelimits,
         })
+    }
+
+    /// Share the rate limits through Redis (at start, once the connection exists).
+    pub fn with_shared_limits(mut self, store: Arc<SharedStore>) -> Self {
+        self.ratelimits = RateLimits::build(&self.config, Some(&self.ratelimits), Some(store));
+        self
     }
 
     pub fn route_upstream(&self, route: usize) -> Option<&Arc<UpstreamPool>> {

@@ -9,3 +9,4 @@ mod identity;
 mod identity_clock;
 mod lifecycle_ops;
 mod policy;
+mod ratelimit;
