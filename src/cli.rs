@@ -31,13 +31,22 @@ pub enum Command {
     /// Validate the configuration and the files it names; print `ok` or every problem.
     Check,
     /// Show which route, identity, rules and limits apply to a request, without sending it.
+    ///
+    /// Exit 0 whatever the decision; 2 for invalid usage or configuration (a --url the
+    /// gateway would answer with 400 included); 1 when the directory cannot be reached.
     Explain {
-        #[arg(long)]
-        user: String,
-        #[arg(long)]
+        /// The user making the request: an email (case-insensitive) or a user id, looked
+        /// up in the directory. Leave out for a request without credentials.
+        #[arg(long, value_name = "EMAIL")]
+        user: Option<String>,
+        /// HTTP method (case-insensitive).
+        #[arg(long, value_name = "METHOD", default_value = "GET")]
         method: String,
-        #[arg(long)]
+        /// An absolute URL (https://host[:port]/path?query; the port is ignored) or a
+        /// path (/path?query) on the host of server.public_url.
+        #[arg(long, value_name = "URL")]
         url: String,
+        /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::config::{Config, DirectoryConfig};
 use crate::directory::{self, DirectoryData, ImportCounts, StoreError};
 
-fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -17,7 +17,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-fn load_config(path: &Path) -> Result<Config, ExitCode> {
+pub(super) fn load_config(path: &Path) -> Result<Config, ExitCode> {
     Config::load(path).map(|l| l.config).map_err(|e| {
         for p in &e.0 {
             eprintln!("error: {p}");
@@ -104,7 +104,7 @@ pub fn export(config_path: &Path, with_secrets: bool) -> ExitCode {
     }
 }
 
-async fn connect(
+pub(super) async fn connect(
     config: &DirectoryConfig,
 ) -> Result<std::sync::Arc<dyn directory::Store>, ExitCode> {
     let opened =

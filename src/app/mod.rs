@@ -1,6 +1,7 @@
 //! Wiring: commands → configuration → server, background tasks and reload.
 
 mod directory_cmd;
+mod explain;
 mod reload;
 mod serve;
 mod services;
@@ -42,6 +43,12 @@ pub fn main(cli: Cli) -> ExitCode {
             command: DirectoryCommand::Export { with_secrets },
         } => directory_cmd::export(&cli.config, with_secrets),
         Command::HashPassword => crate::password::hash_password_command(),
+        Command::Explain {
+            user,
+            method,
+            url,
+            json,
+        } => explain::run(&cli.config, user.as_deref(), &method, &url, json),
         other => {
             eprintln!(
                 "partnergate {}: not available yet in this build (identity, policy and lifecycle land in later releases)",

@@ -61,6 +61,15 @@ pub fn run(path: &Path) -> Result<(), StartError> {
                 super::services::redact(&redis.url)
             );
             let store = crate::ratelimit::SharedStore::new(redis, background.handle());
+            // Give the connection a moment, so limits that fail closed (login) do not
+            // refuse the first requests of a healthy start.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while !store.is_connected() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if !store.is_connected() {
+                tracing::warn!("Redis not reachable yet: each limit applies its on_redis_error fallback until it is");
+            }
             validated.snapshot.with_shared_limits(store)
         }
         None => validated.snapshot,

@@ -5,6 +5,7 @@ mod common;
 
 mod check;
 mod dataplane;
+mod explain;
 mod identity;
 mod identity_clock;
 mod lifecycle_ops;
