@@ -14,12 +14,23 @@ use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_partnergate");
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, below the kernel's ephemeral range (32768+), so
+/// the outgoing connections of parallel tests never take it before the gateway binds it.
+/// Each test process walks the range from its own offset.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("ephemeral port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(7919);
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(FIRST + offset.wrapping_add(n) % SPAN).expect("port range");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN)
 }
 
 pub fn free_addr() -> SocketAddr {
@@ -130,7 +141,21 @@ impl GatewayBuilder {
         self
     }
 
+    /// Start the gateway; if another process took one of its ports in the meantime, try
+    /// again on new ones.
     pub async fn start(self) -> Gateway {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_start().await {
+                Ok(gw) => return gw,
+                Err(stderr) if attempt < 3 && stderr.contains("Address already in use") => {}
+                Err(stderr) => panic!("gateway exited early: {stderr}"),
+            }
+        }
+    }
+
+    async fn try_start(&self) -> Result<Gateway, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let http = free_addr();
         let admin = free_addr();
@@ -196,23 +221,24 @@ impl GatewayBuilder {
             access_log,
             stderr_path,
         };
-        gw.wait_ready().await;
-        gw
+        gw.wait_ready().await?;
+        Ok(gw)
     }
 }
 
 impl Gateway {
-    async fn wait_ready(&mut self) {
+    /// `Err(stderr)` if the process exited before it was ready.
+    async fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = client();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("gateway exited early with {status}: {}", self.stderr());
+                return Err(format!("{status}: {}", self.stderr()));
             }
             let admin_up = client.get(self.admin_url("/healthz")).send().await.is_ok();
             let public_up = tokio::net::TcpStream::connect(self.http).await.is_ok();
             if admin_up && public_up {
-                return;
+                return Ok(());
             }
             assert!(
                 Instant::now() < deadline,
