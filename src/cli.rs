@@ -114,8 +114,15 @@ pub enum CertsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Verify the audit log's hash chain.
-    Verify,
+    /// Verify the audit log's hash chain and report the first broken record.
+    ///
+    /// Exit 0 when the chain is intact, 1 when it is broken or the directory cannot be
+    /// read (or has no audit log), 2 for an invalid configuration.
+    Verify {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl Command {

@@ -1,5 +1,6 @@
 //! Wiring: commands → configuration → server, background tasks and reload.
 
+mod audit_cmd;
 mod directory_cmd;
 mod explain;
 mod reload;
@@ -10,7 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::cli::{CertsCommand, Cli, Command, DirectoryCommand};
+use crate::cli::{AuditCommand, CertsCommand, Cli, Command, DirectoryCommand};
 use crate::config::{AccessLogPath, Config, Problem};
 use crate::error::StartError;
 use crate::proxy::Snapshot;
@@ -42,6 +43,9 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Directory {
             command: DirectoryCommand::Export { with_secrets },
         } => directory_cmd::export(&cli.config, with_secrets),
+        Command::Audit {
+            command: AuditCommand::Verify { json },
+        } => audit_cmd::verify(&cli.config, json),
         Command::HashPassword => crate::password::hash_password_command(),
         Command::Explain {
             user,

@@ -1,6 +1,7 @@
-//! The directory (CONTRACT §6): orgs, roles, users, client accounts, grants and sessions,
-//! behind a [`Store`] with SQLite and PostgreSQL implementations.
+//! The directory (CONTRACT §6): orgs, roles, users, client accounts, grants, sessions and
+//! the audit log, behind a [`Store`] with SQLite and PostgreSQL implementations.
 
+pub mod audit;
 mod cache;
 pub mod data;
 pub mod model;
@@ -9,8 +10,11 @@ pub mod store;
 #[cfg(test)]
 mod tests;
 
+pub use audit::{
+    AuditEntry, AuditFilter, AuditOutcome, AuditProblem, AuditRecord, AuditVerification,
+};
 pub use cache::{CacheCounters, CachedIdentity, Directory, IdentityHeaderValues, TOUCH_EVERY};
 pub use data::{DirectoryData, ImportCounts};
 pub use model::*;
-pub use sql::connect;
+pub use sql::{connect, open};
 pub use store::{Store, StoreError, StoreResult};

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 
+use super::audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerification};
 use super::data::{DirectoryData, ImportCounts};
 use super::model::{DirectoryStats, Identity, SessionRecord, Timestamp, UserRecord};
 
@@ -51,17 +52,28 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
 
     /// Count a failed password for the user; once `failed_logins` reaches `max_failures`
-    /// set `locked_until = lock_until` and reset the count. Returns true when this call
-    /// locked the account.
+    /// set `locked_until = lock_until` and reset the count. Appends `audit` (at `now`) in
+    /// the same transaction, its `after` set to the account's new state
+    /// (`{"failed_logins": n}`, or `{"failed_logins": 0, "locked_until": t}` when this
+    /// failure locked it; none for an unknown user id). Returns true when this call locked
+    /// the account.
     async fn record_login_failure(
         &self,
         user_id: &str,
         max_failures: u32,
         lock_until: Timestamp,
+        audit: &AuditEntry,
+        now: Timestamp,
     ) -> StoreResult<bool>;
 
-    /// Reset the failure count and lock, set `last_login_at` and `last_seen_at` to `now`.
-    async fn record_login_success(&self, user_id: &str, now: Timestamp) -> StoreResult<()>;
+    /// Reset the failure count and lock, set `last_login_at` and `last_seen_at` to `now`;
+    /// appends `audit` in the same transaction.
+    async fn record_login_success(
+        &self,
+        user_id: &str,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> StoreResult<()>;
 
     /// Batched `last_seen_at` updates (the gateway throttles them to once a minute per user).
     async fn touch_users(&self, seen: &[(String, Timestamp)]) -> StoreResult<()>;
@@ -101,4 +113,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Counts for the directory gauges; `windows` are seconds back from `now`.
     async fn stats(&self, now: Timestamp, windows: &[i64]) -> StoreResult<DirectoryStats>;
+
+    /// Append one record to the audit chain in a transaction of its own (for events that
+    /// change nothing else: a refused login, a denied admin action). A change that writes
+    /// to the directory appends its record inside its own transaction instead.
+    async fn append_audit(&self, entry: &AuditEntry, now: Timestamp) -> StoreResult<AuditRecord>;
+
+    /// Records matching `filter`, in seq order, at most `filter.effective_limit()`.
+    async fn audit_list(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
+
+    /// Walk the whole chain (in pages, in one read snapshot) and report the first broken
+    /// record. An error when the database cannot be read or has no audit log.
+    async fn audit_verify(&self) -> StoreResult<AuditVerification>;
 }

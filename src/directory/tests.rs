@@ -12,6 +12,7 @@ use sqlx::Connection;
 use super::*;
 
 mod activity;
+mod audit;
 mod import;
 
 /// Override with `PARTNERGATE_TEST_POSTGRES` (a URL without a query string).
@@ -101,6 +102,15 @@ async fn with_sample(db: &Db) {
 async fn user_id(store: &dyn Store, email: &str) -> String {
     let user = store.user_by_email(email).await.expect("lookup");
     user.expect("user exists").id
+}
+
+/// An audit record as the login path makes one.
+fn login_entry() -> AuditEntry {
+    AuditEntry {
+        ip: Some("192.0.2.9".into()),
+        reason: Some("bad_credentials".into()),
+        ..AuditEntry::new("anonymous", "login.failure", AuditOutcome::Denied)
+    }
 }
 
 /// Run `body` on SQLite, then on PostgreSQL.

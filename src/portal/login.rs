@@ -108,7 +108,17 @@ pub async fn submit(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let rd = safe_redirect(form.rd.as_deref());
+    let attempt = LoginAttempt {
+        email: form.email,
+        password: form.password,
+        client_ip: ctx.client_ip,
+        request_id: ctx.request_id.clone(),
+    };
     if !csrf_ok(&ctx, &headers, &form.csrf) {
+        // Audited like every login attempt; the answer is the same whether that works.
+        if let Err(e) = state.login.refuse(attempt, "csrf").await {
+            tracing::error!(request_id = %ctx.request_id, "login attempt not audited: {e}");
+        }
         let error = Some("Your sign-in form expired. Please try again.");
         let outcome = PortalOutcome::deny("csrf");
         return form_response(
@@ -121,11 +131,6 @@ pub async fn submit(
             outcome,
         );
     }
-    let attempt = LoginAttempt {
-        email: form.email,
-        password: form.password,
-        client_ip: ctx.client_ip,
-    };
     let config = &ctx.config;
     let outcome = state
         .login

@@ -8,9 +8,12 @@ use std::time::Duration;
 use moka::sync::Cache;
 
 use crate::config::LoginConfig;
-use crate::directory::{Identity, OrgStatus, StoreError, UserRecord, UserStatus};
+use crate::directory::{
+    AuditEntry, AuditOutcome, Identity, OrgStatus, StoreError, UserRecord, UserStatus,
+};
 use crate::password::{HashError, PasswordHasher};
 
+use super::login_audit::{self, normalized_email};
 use super::{NewSession, Sessions};
 
 /// The `result` label of `partnergate_logins_total`.
@@ -47,6 +50,8 @@ pub struct LoginAttempt {
     pub email: String,
     pub password: String,
     pub client_ip: IpAddr,
+    /// The request's `X-Request-Id`, for the audit record.
+    pub request_id: String,
 }
 
 pub struct LoginOutcome {
@@ -148,7 +153,10 @@ impl LoginService {
         &self.hasher
     }
 
-    /// Check a login; on success start a new session.
+    /// Check a login; on success start a new session. Every attempt appends exactly one
+    /// audit record: in the same transaction as the directory write it makes (a counted
+    /// failure, a success), or on its own when it writes nothing else. Only an attempt
+    /// that cannot reach the directory at all goes unrecorded (it fails).
     pub async fn attempt(
         &self,
         mut attempt: LoginAttempt,
@@ -161,7 +169,10 @@ impl LoginService {
         // Always verify (against a dummy hash for unknown users): equal work either way.
         let hash = user.as_ref().and_then(|u| u.password_hash.clone());
         let password = std::mem::take(&mut attempt.password);
-        let password_ok = self.hasher.verify(password, hash).await?;
+        let password_ok = match self.hasher.verify(password, hash).await {
+            Ok(ok) => ok,
+            Err(e) => return Err(self.hash_failed(&attempt, user.as_ref(), e, now).await),
+        };
         let result = decide(
             ip_locked,
             user.as_ref(),
@@ -176,30 +187,77 @@ impl LoginService {
             session: None,
             new_lockouts: Vec::new(),
         };
+        let audit = login_audit::decided(&attempt, user.as_ref(), result);
         if !password_ok {
-            self.count_failure(&attempt, user.as_ref(), config, now, &mut outcome)
+            self.count_failure(&attempt, user.as_ref(), config, now, audit, &mut outcome)
                 .await?;
-        }
-        if let (LoginResult::Success, Some(u)) = (result, &user) {
-            let id = u.id.clone();
-            self.sessions
-                .directory()
-                .call(move |s| async move { s.record_login_success(&id, now).await })
-                .await?;
-            self.sessions.directory().invalidate_user(&u.id);
-            outcome.session = Some(self.sessions.create(&u.id, absolute).await?);
+        } else if let (LoginResult::Success, Some(u)) = (result, &user) {
+            outcome.session = Some(self.succeed(u, audit, now, absolute).await?);
+        } else {
+            self.append_audit(audit, now).await?;
         }
         Ok(outcome)
+    }
+
+    /// Audit a login form refused before its credentials were looked at (`reason`, e.g.
+    /// `csrf`). The password is dropped unread; nothing counts towards a lockout.
+    pub async fn refuse(&self, attempt: LoginAttempt, reason: &str) -> Result<(), LoginError> {
+        let now = self.sessions.clock().now();
+        let entry = login_audit::undecided(&attempt, None, AuditOutcome::Denied, reason);
+        self.append_audit(entry, now).await
+    }
+
+    async fn succeed(
+        &self,
+        user: &UserRecord,
+        audit: AuditEntry,
+        now: i64,
+        absolute: Duration,
+    ) -> Result<NewSession, LoginError> {
+        let id = user.id.clone();
+        self.sessions
+            .directory()
+            .call(move |s| async move { s.record_login_success(&id, now, &audit).await })
+            .await?;
+        self.sessions.directory().invalidate_user(&user.id);
+        Ok(self.sessions.create(&user.id, absolute).await?)
+    }
+
+    /// The password could not be checked (hashing saturated, or a stored hash argon2
+    /// cannot read): audited as a failed attempt, then answered with the error.
+    async fn hash_failed(
+        &self,
+        attempt: &LoginAttempt,
+        user: Option<&UserRecord>,
+        error: HashError,
+        now: i64,
+    ) -> LoginError {
+        let reason = match error {
+            HashError::Busy => "login_busy",
+            _ => "password_check_failed",
+        };
+        let entry = login_audit::undecided(attempt, user, AuditOutcome::Failed, reason);
+        if let Err(e) = self.append_audit(entry, now).await {
+            tracing::error!(request_id = %attempt.request_id, "login attempt not audited: {e}");
+        }
+        error.into()
+    }
+
+    async fn append_audit(&self, entry: AuditEntry, now: i64) -> Result<(), LoginError> {
+        self.sessions
+            .directory()
+            .call(move |s| async move { s.append_audit(&entry, now).await })
+            .await?;
+        Ok(())
     }
 
     async fn find_user(
         &self,
         email: &str,
     ) -> Result<(Option<UserRecord>, Option<Identity>), LoginError> {
-        let email = email.trim().to_ascii_lowercase();
-        if email.is_empty() || email.len() > 254 {
+        let Some(email) = normalized_email(email) else {
             return Ok((None, None));
-        }
+        };
         let directory = self.sessions.directory();
         let user = directory
             .call(move |s| async move { s.user_by_email(&email).await })
@@ -214,12 +272,15 @@ impl LoginService {
         Ok((Some(user), identity))
     }
 
+    /// Count a failed password against the IP and, unless it is locked already, the
+    /// account; `audit` is appended with the account's write, or alone when there is none.
     async fn count_failure(
         &self,
         attempt: &LoginAttempt,
         user: Option<&UserRecord>,
         config: &LoginConfig,
         now: i64,
+        audit: AuditEntry,
         outcome: &mut LoginOutcome,
     ) -> Result<(), LoginError> {
         let lockout = config.lockout;
@@ -229,17 +290,19 @@ impl LoginService {
         {
             outcome.new_lockouts.push("ip");
         }
-        let Some(user) = user else { return Ok(()) };
-        if user.locked_until.is_some_and(|t| t > now) {
-            return Ok(());
-        }
+        let user = user.filter(|u| u.locked_until.is_none_or(|t| t <= now));
+        let Some(user) = user else {
+            return self.append_audit(audit, now).await;
+        };
         let id = user.id.clone();
         let max = config.max_failures;
         let until = now + lockout.as_secs() as i64;
         let locked = self
             .sessions
             .directory()
-            .call(move |s| async move { s.record_login_failure(&id, max, until).await })
+            .call(
+                move |s| async move { s.record_login_failure(&id, max, until, &audit, now).await },
+            )
             .await?;
         if locked {
             outcome.new_lockouts.push("account");

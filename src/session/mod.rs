@@ -4,6 +4,7 @@
 
 pub mod cookie;
 mod login;
+mod login_audit;
 mod token;
 
 use std::sync::atomic::{AtomicI64, Ordering};

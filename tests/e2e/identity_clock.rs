@@ -16,7 +16,7 @@ use crate::common::{demo_directory, PgSchema, DEMO_PASSWORD};
 const T0: i64 = 1_900_000_000;
 const MIN: i64 = 60;
 
-async fn sessions_on(url: &str) -> (Arc<ManualClock>, Arc<Sessions>) {
+pub(crate) async fn sessions_on(url: &str) -> (Arc<ManualClock>, Arc<Sessions>) {
     let store = directory::connect(url).await.expect("directory");
     let text = std::fs::read_to_string(demo_directory()).unwrap();
     let data: DirectoryData = toml::from_str(&text).unwrap();
@@ -128,7 +128,7 @@ async fn activity_is_written_at_most_once_a_minute_and_survives_a_cold_cache() {
     ));
 }
 
-fn login_config() -> LoginConfig {
+pub(crate) fn login_config() -> LoginConfig {
     LoginConfig {
         max_failures: 3,
         max_failures_per_ip: 100,
@@ -147,6 +147,7 @@ async fn attempt(login: &LoginService, password: &str) -> LoginResult {
         email: "alice@acme.example".into(),
         password: password.into(),
         client_ip: "192.0.2.10".parse().unwrap(),
+        request_id: "req-clock".into(),
     };
     let hour = Duration::from_secs(3600);
     login

@@ -13,6 +13,8 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use super::store::{Store, StoreError, StoreResult};
 
 #[macro_use]
+mod audit_impl;
+#[macro_use]
 mod export_impl;
 #[macro_use]
 mod import_impl;
@@ -29,11 +31,18 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Schema versions in order. Later migrations append here; applied ones never change.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "directory",
-    include_str!("../../../migrations/0001_directory.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "directory",
+        include_str!("../../../migrations/0001_directory.sql"),
+    ),
+    (
+        2,
+        "audit",
+        include_str!("../../../migrations/0002_audit.sql"),
+    ),
+];
 
 /// The migrations compiled into the binary, so a deployment needs no `migrations/` dir.
 #[derive(Debug)]
@@ -57,6 +66,14 @@ async fn migrator() -> StoreResult<Migrator> {
 /// Open the store named by `url` (`sqlite://PATH` or `postgres://…`/`postgresql://…`)
 /// and run migrations.
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    let store = open(url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Open the store named by `url` as it is, without migrating (for commands that only read,
+/// like `audit verify`).
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
     let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
         Arc::new(SqliteStore::open(url).await?)
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -68,6 +85,5 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
             "unsupported directory url scheme {scheme:?} (expected sqlite:// or postgres://)"
         )));
     };
-    store.migrate().await?;
     Ok(store)
 }

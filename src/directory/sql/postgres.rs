@@ -22,4 +22,12 @@ impl PgStore {
     }
 }
 
-sql_store!(PgStore, sqlx::Postgres, "postgres", "BEGIN");
+// `to_regclass` resolves the name through the search_path, as the queries do.
+sql_store!(
+    PgStore,
+    sqlx::Postgres,
+    "postgres",
+    "BEGIN",
+    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    "SELECT COUNT(*) FROM (SELECT to_regclass('audit_log') AS t) AS found WHERE t IS NOT NULL"
+);

@@ -99,3 +99,32 @@ pub const ORGS_BY_STATUS: &str = "SELECT status, COUNT(*) FROM orgs GROUP BY sta
 pub const USERS_ACTIVE_SINCE: &str =
     "SELECT COUNT(*) FROM users WHERE last_login_at >= $1 OR last_seen_at >= $1";
 pub const SESSIONS_ACTIVE: &str = "SELECT COUNT(*) FROM sessions WHERE expires_at > $1";
+
+/// Claims the next seq: the row lock this UPDATE takes serialises appenders on PostgreSQL
+/// until their transaction ends (SQLite write transactions are serialised already). Returns
+/// the new seq and the hash of the record before it.
+pub const AUDIT_CLAIM_SEQ: &str =
+    "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash";
+
+pub const AUDIT_SET_HEAD_HASH: &str = "UPDATE audit_head SET hash = $2 WHERE id = 1 AND seq = $1";
+
+pub const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
+
+pub const AUDIT_INSERT: &str = "INSERT INTO audit_log (seq, ts, actor, actor_email, ip, \
+     request_id, action, target, org_id, outcome, reason, before, after, prev_hash, hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+
+/// One page of the chain for `audit verify` (columns in [`AUDIT_INSERT`] order).
+pub const AUDIT_PAGE: &str = "SELECT seq, ts, actor, actor_email, ip, request_id, action, \
+     target, org_id, outcome, reason, before, after, prev_hash, hash \
+     FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2";
+
+/// `audit_list`: each filter applies only when its parameter is not NULL. `until` is
+/// exclusive; the action prefix is compared exactly (no LIKE wildcards; case-sensitive).
+pub const AUDIT_LIST: &str = "SELECT seq, ts, actor, actor_email, ip, request_id, action, \
+     target, org_id, outcome, reason, before, after, prev_hash, hash \
+     FROM audit_log WHERE seq > $1 \
+     AND ($2 IS NULL OR ts >= $2) AND ($3 IS NULL OR ts < $3) \
+     AND ($4 IS NULL OR actor = $4) AND ($5 IS NULL OR org_id = $5) \
+     AND ($6 IS NULL OR substr(action, 1, length($6)) = $6) \
+     ORDER BY seq LIMIT $7";

@@ -43,5 +43,13 @@ fn create_parent_dir(file: &Path) -> StoreResult<()> {
 }
 
 // Write transactions take the lock up front: a deferred one that reads first can fail
-// with SQLITE_BUSY when it later tries to write.
-sql_store!(SqliteStore, sqlx::Sqlite, "sqlite", "BEGIN IMMEDIATE");
+// with SQLITE_BUSY when it later tries to write. A deferred transaction reads one
+// snapshot (WAL) from its first read on.
+sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "sqlite",
+    "BEGIN IMMEDIATE",
+    "BEGIN",
+    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit_log'"
+);

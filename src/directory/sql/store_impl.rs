@@ -2,14 +2,26 @@
 //! and PostgreSQL by `sql_store!`. Import and export live in `import_impl.rs` and
 //! `export_impl.rs`; the SQL in `queries.rs`.
 
-/// `sql_store!(StoreType, DB, "kind", "BEGIN …")`: `StoreType` has a `pool: sqlx::Pool<DB>`
-/// field; the last argument opens write transactions.
+/// `sql_store!(StoreType, DB, "kind", begin_write, begin_snapshot, audit_exists)`:
+/// `StoreType` has a `pool: sqlx::Pool<DB>` field; `begin_write` opens write transactions,
+/// `begin_snapshot` a read-only transaction that sees one snapshot throughout, and
+/// `audit_exists` counts the `audit_log` tables the connection can see (0 or 1).
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $kind:literal, $begin_write:literal) => {
+    (
+        $store:ident,
+        $db:ty,
+        $kind:literal,
+        $begin_write:literal,
+        $begin_snapshot:literal,
+        $audit_exists:literal
+    ) => {
         const _: () = {
             use async_trait::async_trait;
             use sqlx::Row;
 
+            use $crate::directory::audit::{
+                AuditEntry, AuditFilter, AuditRecord, AuditVerification,
+            };
             use $crate::directory::data::{DirectoryData, ImportCounts};
             use $crate::directory::model::{
                 AccountGrant, DirectoryStats, Identity, OrgRef, SessionRecord, Timestamp,
@@ -22,6 +34,8 @@ macro_rules! sql_store {
 
             impl $store {
                 const BEGIN_WRITE: &'static str = $begin_write;
+                const BEGIN_SNAPSHOT: &'static str = $begin_snapshot;
+                const AUDIT_EXISTS: &'static str = $audit_exists;
 
                 /// One text column of every row, byte-order sorted and deduplicated.
                 async fn names(&self, sql: &'static str, key: &str) -> StoreResult<Vec<String>> {
@@ -165,29 +179,43 @@ macro_rules! sql_store {
                     user_id: &str,
                     max_failures: u32,
                     lock_until: Timestamp,
+                    audit: &AuditEntry,
+                    now: Timestamp,
                 ) -> StoreResult<bool> {
+                    let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                     let row = sqlx::query(q::LOGIN_FAILURE)
                         .bind(user_id)
                         .bind(i64::from(max_failures))
                         .bind(lock_until)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&mut *tx)
                         .await?;
                     // The count only returns to zero when this failure locked the account.
                     let count = row.map(|r| r.try_get::<i64, _>(0)).transpose()?;
-                    Ok(count == Some(0))
+                    let locked = count == Some(0);
+                    let mut audit = audit.clone();
+                    audit.after = count.map(|n| match locked {
+                        true => serde_json::json!({"failed_logins": 0, "locked_until": lock_until}),
+                        false => serde_json::json!({"failed_logins": n}),
+                    });
+                    Self::append_audit_in(&mut tx, &audit, now).await?;
+                    tx.commit().await?;
+                    Ok(locked)
                 }
 
                 async fn record_login_success(
                     &self,
                     user_id: &str,
                     now: Timestamp,
+                    audit: &AuditEntry,
                 ) -> StoreResult<()> {
+                    let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                     sqlx::query(q::LOGIN_SUCCESS)
                         .bind(user_id)
                         .bind(now)
-                        .execute(&self.pool)
+                        .execute(&mut *tx)
                         .await?;
-                    Ok(())
+                    Self::append_audit_in(&mut tx, audit, now).await?;
+                    Ok(tx.commit().await?)
                 }
 
                 async fn touch_users(&self, seen: &[(String, Timestamp)]) -> StoreResult<()> {
@@ -266,9 +294,26 @@ macro_rules! sql_store {
                 ) -> StoreResult<DirectoryStats> {
                     self.run_stats(now, windows).await
                 }
+
+                async fn append_audit(
+                    &self,
+                    entry: &AuditEntry,
+                    now: Timestamp,
+                ) -> StoreResult<AuditRecord> {
+                    self.run_append_audit(entry, now).await
+                }
+
+                async fn audit_list(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+                    self.run_audit_list(filter).await
+                }
+
+                async fn audit_verify(&self) -> StoreResult<AuditVerification> {
+                    self.run_audit_verify().await
+                }
             }
         };
         sql_import!($store, $db);
         sql_export!($store, $db);
+        sql_audit!($store, $db);
     };
 }

@@ -1,5 +1,7 @@
 //! Logins, last-seen tracking, sessions and the gauge counts.
 
+use serde_json::json;
+
 use super::*;
 
 #[tokio::test]
@@ -11,7 +13,7 @@ async fn failed_logins_lock_the_account_and_success_resets() {
         for locks in [false, false, true, false] {
             assert_eq!(
                 store
-                    .record_login_failure(&id, 3, 9_999)
+                    .record_login_failure(&id, 3, 9_999, &login_entry(), 4_000)
                     .await
                     .expect("failure"),
                 locks
@@ -24,7 +26,7 @@ async fn failed_logins_lock_the_account_and_success_resets() {
             .expect("bob");
         assert_eq!((bob.failed_logins, bob.locked_until), (1, Some(9_999)));
         store
-            .record_login_success(&id, 5_000)
+            .record_login_success(&id, 5_000, &login_entry())
             .await
             .expect("success");
         let bob = store
@@ -38,9 +40,29 @@ async fn failed_logins_lock_the_account_and_success_resets() {
             (Some(5_000), Some(5_000))
         );
         assert!(!store
-            .record_login_failure("u-unknown", 3, 9_999)
+            .record_login_failure("u-unknown", 3, 9_999, &login_entry(), 6_000)
             .await
             .expect("failure"));
+        // Each write carried its audit record, with the account's state after it.
+        let records = store
+            .audit_list(&AuditFilter::default())
+            .await
+            .expect("audit");
+        let afters: Vec<_> = records.iter().map(|r| r.entry.after.clone()).collect();
+        assert_eq!(
+            afters,
+            [
+                Some(json!({"failed_logins": 1})),
+                Some(json!({"failed_logins": 2})),
+                Some(json!({"failed_logins": 0, "locked_until": 9_999})),
+                Some(json!({"failed_logins": 1})),
+                None,
+                None,
+            ]
+        );
+        let times: Vec<_> = records.iter().map(|r| r.ts).collect();
+        assert_eq!(times, [4_000, 4_000, 4_000, 4_000, 5_000, 6_000]);
+        assert!(store.audit_verify().await.expect("verify").is_intact());
     })
     .await;
 }
@@ -164,7 +186,7 @@ async fn stats_count_every_status_and_recent_activity() {
             user_id(store, "bob@acme.example").await,
         );
         store
-            .record_login_success(&alice, 10_000)
+            .record_login_success(&alice, 10_000, &login_entry())
             .await
             .expect("login");
         store
