@@ -29,6 +29,9 @@ pub mod names {
     pub const ACCESS_LOG_DROPPED_TOTAL: &str = "partnergate_access_log_dropped_total";
     /// Not in CONTRACT §4: rate-limit checks Redis could not answer, by the fallback taken.
     pub const RATELIMIT_FALLBACKS_TOTAL: &str = "partnergate_ratelimit_fallbacks_total";
+    /// Not in CONTRACT §4: directory changes (suspensions, revocations, imports) this
+    /// instance has applied to its caches.
+    pub const DIRECTORY_CHANGES_APPLIED_TOTAL: &str = "partnergate_directory_changes_applied_total";
 }
 
 /// Label names used by the metrics above.
@@ -82,6 +85,7 @@ pub struct Metrics {
     pub policy_denials: IntCounterVec,
     pub ratelimit_rejections: IntCounterVec,
     pub ratelimit_fallbacks: IntCounterVec,
+    pub directory_changes_applied: IntCounter,
     registry: Registry,
 }
 
@@ -161,6 +165,10 @@ impl Metrics {
                 names::DIRECTORY_CACHE_REQUESTS_TOTAL,
                 "Identity and session lookups answered from the cache (hit) or the store (miss).",
                 &[RESULT],
+            ),
+            directory_changes_applied: reg.counter(
+                names::DIRECTORY_CHANGES_APPLIED_TOTAL,
+                "Directory changes (suspensions, revocations, imports) applied to this instance's caches.",
             ),
             registry,
         };
@@ -445,6 +453,8 @@ mod tests {
             names::CONFIG_RELOADS_TOTAL,
             names::BUILD_INFO,
             names::ACCESS_LOG_DROPPED_TOTAL,
+            names::RATELIMIT_FALLBACKS_TOTAL,
+            names::DIRECTORY_CHANGES_APPLIED_TOTAL,
         ];
         let distinct: std::collections::HashSet<_> = all.iter().collect();
         let text = Metrics::new().encode();
@@ -456,6 +466,7 @@ mod tests {
                 names::UPSTREAM_HEALTHY,
                 names::POLICY_DENIALS_TOTAL,
                 names::RATELIMIT_REJECTIONS_TOTAL,
+                names::RATELIMIT_FALLBACKS_TOTAL,
                 names::LOGINS_TOTAL,
             ];
             if !lazy.contains(&name) {

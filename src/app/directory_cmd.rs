@@ -137,7 +137,7 @@ fn store_failure(file: &Path, e: StoreError) -> ExitCode {
             eprintln!("{} problem(s) found; nothing was written", problems.len());
             ExitCode::from(2)
         }
-        StoreError::Unavailable(reason) => {
+        StoreError::Unavailable(reason) | StoreError::NotFound(reason) => {
             eprintln!("error: {reason}");
             ExitCode::from(1)
         }

@@ -6,6 +6,7 @@ mod explain;
 mod reload;
 mod serve;
 mod services;
+mod watcher;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -81,6 +81,12 @@ pub fn run(path: &Path) -> Result<(), StartError> {
         services,
     ));
     background.spawn(super::services::upkeep(shared.clone()));
+    let watcher = background.block_on(super::watcher::Watcher::start(
+        shared.services.directory.clone(),
+        shared.services.sessions.clone(),
+        metrics.directory_changes_applied.clone(),
+    ));
+    background.spawn(watcher.run());
     background.block_on(super::services::gauges(&shared));
     let reloader = Arc::new(Reloader::new(
         path.to_path_buf(),

@@ -13,6 +13,10 @@ use crate::portal::{self, PortalState};
 use crate::proxy::{Services, Shared};
 use crate::session::{LoginService, Sessions};
 
+/// Directory changes are kept this long (seconds): an instance cut off from the database
+/// for longer drops its whole cache when it is back instead of replaying them.
+const KEEP_CHANGES: i64 = 86_400;
+
 /// Queue of the password-hashing pool: logins waiting beyond this get "try again".
 const HASH_QUEUE: usize = 64;
 
@@ -107,6 +111,10 @@ pub async fn upkeep(shared: Arc<Shared>) {
         }
         if n % 20 == 0 {
             snapshot.bearer.refresh().await;
+            let older_than = services.sessions.clock().now() - KEEP_CHANGES;
+            if let Err(e) = services.directory.store().prune_changes(older_than).await {
+                tracing::warn!("pruning directory changes: {e}");
+            }
         }
         gauges(&shared).await;
     }

@@ -120,6 +120,58 @@ impl AuditEntry {
     }
 }
 
+/// Who makes an admin change, from where and why: the part of its audit record the caller
+/// knows. The store that makes the change fills in the action, target, org and the
+/// before/after state, inside the change's own transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditActor {
+    /// A user id or [`ACTOR_SYSTEM`].
+    pub actor: String,
+    pub actor_email: Option<String>,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl AuditActor {
+    pub fn new(actor: impl Into<String>) -> Self {
+        AuditActor {
+            actor: actor.into(),
+            actor_email: None,
+            ip: None,
+            request_id: None,
+            reason: None,
+        }
+    }
+
+    /// Background work (sweeps, expiry).
+    pub fn system() -> Self {
+        Self::new(ACTOR_SYSTEM)
+    }
+
+    /// The record of a change this actor made.
+    pub fn entry(
+        &self,
+        action: &str,
+        target: String,
+        org_id: Option<String>,
+        before: serde_json::Value,
+        after: serde_json::Value,
+    ) -> AuditEntry {
+        AuditEntry {
+            actor_email: self.actor_email.clone(),
+            ip: self.ip.clone(),
+            request_id: self.request_id.clone(),
+            target: Some(target),
+            org_id,
+            reason: self.reason.clone(),
+            before: Some(before),
+            after: Some(after),
+            ..AuditEntry::new(self.actor.clone(), action, AuditOutcome::Ok)
+        }
+    }
+}
+
 /// A record of the log: the entry, where it sits in the chain and when it was written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {

@@ -3,6 +3,7 @@
 
 pub mod audit;
 mod cache;
+pub mod changes;
 pub mod data;
 pub mod model;
 mod sql;
@@ -11,10 +12,11 @@ pub mod store;
 mod tests;
 
 pub use audit::{
-    AuditEntry, AuditFilter, AuditOutcome, AuditProblem, AuditRecord, AuditVerification,
+    AuditActor, AuditEntry, AuditFilter, AuditOutcome, AuditProblem, AuditRecord, AuditVerification,
 };
 pub use cache::{CacheCounters, CachedIdentity, Directory, IdentityHeaderValues, TOUCH_EVERY};
+pub use changes::{Change, ChangeTarget, StatusChange};
 pub use data::{DirectoryData, ImportCounts};
 pub use model::*;
 pub use sql::{connect, open};
-pub use store::{Store, StoreError, StoreResult};
+pub use store::{ChangeListener, Store, StoreError, StoreResult};

@@ -4,9 +4,12 @@
 
 use async_trait::async_trait;
 
-use super::audit::{AuditEntry, AuditFilter, AuditRecord, AuditVerification};
+use super::audit::{AuditActor, AuditEntry, AuditFilter, AuditRecord, AuditVerification};
+use super::changes::{Change, ChangeTarget, StatusChange};
 use super::data::{DirectoryData, ImportCounts};
-use super::model::{DirectoryStats, Identity, SessionRecord, Timestamp, UserRecord};
+use super::model::{
+    DirectoryStats, Identity, OrgStatus, SessionRecord, Timestamp, UserRecord, UserStatus,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -17,6 +20,9 @@ pub enum StoreError {
     /// each naming the record (`user "bob@acme.example": unknown org "acme2"`).
     #[error("{}", .0.join("\n"))]
     Invalid(Vec<String>),
+    /// The record a change names does not exist (`no user "u-1"`); nothing was written.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -85,7 +91,10 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
 
     /// Every session of the user (log out everywhere); returns the deleted `id_hash`es.
-    async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<Vec<String>>;
+    /// When there were any, records a directory change for the user in the same
+    /// transaction, so every instance drops them from its cache.
+    async fn delete_user_sessions(&self, user_id: &str, now: Timestamp)
+        -> StoreResult<Vec<String>>;
 
     /// Batched `last_seen_at` updates of sessions (idle timeout across instances).
     async fn touch_sessions(&self, seen: &[(String, Timestamp)]) -> StoreResult<()>;
@@ -125,4 +134,55 @@ pub trait Store: Send + Sync + 'static {
     /// Walk the whole chain (in pages, in one read snapshot) and report the first broken
     /// record. An error when the database cannot be read or has no audit log.
     async fn audit_verify(&self) -> StoreResult<AuditVerification>;
+
+    /// Set a user's status. In one transaction: the status, the end of the user's sessions
+    /// unless the new status is `active`, one audit record (action from
+    /// [`super::changes::user_status_action`], before/after status, by `actor`) and a
+    /// directory change for the user. [`StoreError::NotFound`] for an unknown user id, and
+    /// then nothing is written.
+    async fn set_user_status(
+        &self,
+        user_id: &str,
+        status: UserStatus,
+        actor: &AuditActor,
+        now: Timestamp,
+    ) -> StoreResult<StatusChange>;
+
+    /// Set an org's status. In one transaction: the status, the end of every member's
+    /// sessions unless the new status is `active`, one audit record (action from
+    /// [`super::changes::org_status_action`]) and directory changes for the org and for
+    /// each member whose sessions ended. [`StoreError::NotFound`] for an unknown org id.
+    async fn set_org_status(
+        &self,
+        org_id: &str,
+        status: OrgStatus,
+        actor: &AuditActor,
+        now: Timestamp,
+    ) -> StoreResult<StatusChange>;
+
+    /// Record directory changes in a transaction of their own (for writers that change
+    /// nothing else, e.g. a cache flush for every instance); returns the last seq.
+    async fn record_changes(&self, targets: &[ChangeTarget], now: Timestamp) -> StoreResult<i64>;
+
+    /// At most `limit` changes with `seq > after`, in seq order.
+    async fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<Change>>;
+
+    /// The last change seq handed out (0 when none ever was); cheap, for polling.
+    async fn latest_change_seq(&self) -> StoreResult<i64>;
+
+    /// Delete changes recorded before `older_than`; returns how many.
+    async fn prune_changes(&self, older_than: Timestamp) -> StoreResult<u64>;
+
+    /// A push channel for new changes (PostgreSQL LISTEN), or `None` when the database
+    /// has none (SQLite: watchers poll [`Store::latest_change_seq`]).
+    async fn change_listener(&self) -> StoreResult<Option<Box<dyn ChangeListener>>>;
+}
+
+/// Wake-ups for new directory changes; they carry nothing but "look now".
+#[async_trait]
+pub trait ChangeListener: Send {
+    /// Wait for the next wake-up. `Ok(true)`: a change was announced. `Ok(false)`: the
+    /// connection was lost and announcements may have been missed (the next call
+    /// reconnects). `Err`: reconnecting failed; call again later.
+    async fn recv(&mut self) -> StoreResult<bool>;
 }

@@ -13,6 +13,7 @@ use super::*;
 
 mod activity;
 mod audit;
+mod changes;
 mod import;
 
 /// Override with `PARTNERGATE_TEST_POSTGRES` (a URL without a query string).

@@ -227,12 +227,21 @@ impl Sessions {
     }
 
     /// End every session of a user (suspension, log out everywhere).
+    /// The other instances drop them too (the store records a directory change).
     pub async fn end_user(&self, user_id: &str) -> StoreResult<usize> {
         let id = user_id.to_string();
+        let now = self.clock.now();
         let ended = self
             .directory
-            .call(move |s| async move { s.delete_user_sessions(&id).await })
+            .call(move |s| async move { s.delete_user_sessions(&id, now).await })
             .await?;
+        self.forget_user_cached(user_id);
+        Ok(ended.len())
+    }
+
+    /// Drop the cached sessions of a user, so the next request of each reads the directory
+    /// again (another instance or process ended or changed them; the rows are its job).
+    pub fn forget_user_cached(&self, user_id: &str) {
         let user = user_id.to_string();
         if self
             .cache
@@ -241,7 +250,11 @@ impl Sessions {
         {
             self.cache.invalidate_all();
         }
-        Ok(ended.len())
+    }
+
+    /// Drop every cached session (each is read from the directory again on next use).
+    pub fn forget_all_cached(&self) {
+        self.cache.invalidate_all();
     }
 
     /// Write queued session activity (background task).

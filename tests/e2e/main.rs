@@ -12,3 +12,4 @@ mod identity_clock;
 mod lifecycle_ops;
 mod policy;
 mod ratelimit;
+mod revocation;

@@ -9,6 +9,7 @@ macro_rules! sql_import {
 
             use sqlx::Row;
 
+            use $crate::directory::changes::ChangeTarget;
             use $crate::directory::data::{DirectoryData, ImportCounts};
             use $crate::directory::model::Timestamp;
             use $crate::directory::sql::plan::{
@@ -41,7 +42,16 @@ macro_rules! sql_import {
                     if !problems.is_empty() {
                         return Err(StoreError::Invalid(problems));
                     }
-                    Self::write_plan(&mut tx, &plan, now).await?;
+                    let mut changed = Self::write_plan(&mut tx, &plan, now).await?;
+                    // An import that suspends a user or an org ends their sessions, as a
+                    // suspension through the admin API does.
+                    let ended = sqlx::query(q::DELETE_UNUSABLE_SESSIONS)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for row in &ended {
+                        changed.push(ChangeTarget::User(row.try_get(0)?));
+                    }
+                    Self::record_changes_in(&mut tx, changed, now).await?;
                     if dry_run {
                         tx.rollback().await?;
                     } else {
@@ -82,29 +92,40 @@ macro_rules! sql_import {
                     Ok(query.fetch_optional(&mut *conn).await?.is_some())
                 }
 
-                /// Parents before children, so every foreign key already resolves.
+                /// Parents before children, so every foreign key already resolves. Returns
+                /// what running gateways must drop: every org and user written (a grant
+                /// counts for its user), or everything when roles were redefined (their
+                /// holders are not known without a lookup, and imports are rare).
                 async fn write_plan(
                     conn: &mut Conn,
                     plan: &ImportPlan<'_>,
                     now: Timestamp,
-                ) -> StoreResult<()> {
+                ) -> StoreResult<Vec<ChangeTarget>> {
+                    let mut changed = Vec::new();
+                    if !plan.roles.is_empty() {
+                        changed.push(ChangeTarget::All);
+                    }
                     for role in &plan.roles {
                         Self::write_role(conn, role).await?;
                     }
                     for org in &plan.orgs {
                         Self::write_org(conn, org, now).await?;
+                        changed.push(ChangeTarget::Org(org.entry.id.clone()));
                     }
                     for account in &plan.accounts {
                         let query = sqlx::query(q::UPSERT_ACCOUNT).bind(&account.id);
                         query.bind(&account.name).execute(&mut *conn).await?;
                     }
                     for user in &plan.users {
-                        Self::write_user(conn, user, now).await?;
+                        let id = Self::write_user(conn, user, now).await?;
+                        changed.push(ChangeTarget::User(id));
                     }
                     for grant in &plan.grants {
-                        Self::write_grant(conn, grant, now).await?;
+                        if let Some(id) = Self::write_grant(conn, grant, now).await? {
+                            changed.push(ChangeTarget::User(id));
+                        }
                     }
-                    Ok(())
+                    Ok(changed)
                 }
 
                 async fn write_role(conn: &mut Conn, role: &PlannedRole<'_>) -> StoreResult<()> {
@@ -139,12 +160,12 @@ macro_rules! sql_import {
                 }
 
                 /// Upsert by email: an existing user keeps its id, and its password hash
-                /// when the file has none.
+                /// when the file has none. Returns the user's id.
                 async fn write_user(
                     conn: &mut Conn,
                     user: &PlannedUser<'_>,
                     now: Timestamp,
-                ) -> StoreResult<()> {
+                ) -> StoreResult<String> {
                     let row = sqlx::query(q::UPSERT_USER)
                         .bind(rows::new_user_id())
                         .bind(&user.email)
@@ -161,23 +182,24 @@ macro_rules! sql_import {
                         let query = sqlx::query(q::INSERT_USER_ROLE).bind(&id).bind(*role);
                         query.execute(&mut *conn).await?;
                     }
-                    Ok(())
+                    Ok(id)
                 }
 
+                /// Returns the grantee's id.
                 async fn write_grant(
                     conn: &mut Conn,
                     grant: &PlannedGrant<'_>,
                     now: Timestamp,
-                ) -> StoreResult<()> {
-                    sqlx::query(q::UPSERT_GRANT)
+                ) -> StoreResult<Option<String>> {
+                    let row = sqlx::query(q::UPSERT_GRANT)
                         .bind(&grant.user)
                         .bind(grant.account)
                         .bind(grant.level.as_str())
                         .bind(grant.expires_at)
                         .bind(now)
-                        .execute(&mut *conn)
+                        .fetch_optional(&mut *conn)
                         .await?;
-                    Ok(())
+                    Ok(row.map(|r| r.try_get(0)).transpose()?)
                 }
             }
         };

@@ -15,6 +15,8 @@ use super::store::{Store, StoreError, StoreResult};
 #[macro_use]
 mod audit_impl;
 #[macro_use]
+mod changes_impl;
+#[macro_use]
 mod export_impl;
 #[macro_use]
 mod import_impl;
@@ -41,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "audit",
         include_str!("../../../migrations/0002_audit.sql"),
+    ),
+    (
+        3,
+        "changes",
+        include_str!("../../../migrations/0003_changes.sql"),
     ),
 ];
 

@@ -83,7 +83,7 @@ pub const UPSERT_GRANT: &str = "INSERT INTO grants \
      (user_id, account_id, level, expires_at, created_at) \
      SELECT id, $2, $3, $4, $5 FROM users WHERE email = $1 \
      ON CONFLICT (user_id, account_id) DO UPDATE SET \
-     level = excluded.level, expires_at = excluded.expires_at";
+     level = excluded.level, expires_at = excluded.expires_at RETURNING user_id";
 
 pub const EXPORT_ROLES: &str = "SELECT name, delegable FROM roles";
 pub const EXPORT_ROLE_PERMISSIONS: &str = "SELECT role, permission FROM role_permissions";
@@ -128,3 +128,39 @@ pub const AUDIT_LIST: &str = "SELECT seq, ts, actor, actor_email, ip, request_id
      AND ($4 IS NULL OR actor = $4) AND ($5 IS NULL OR org_id = $5) \
      AND ($6 IS NULL OR substr(action, 1, length($6)) = $6) \
      ORDER BY seq LIMIT $7";
+
+/// Claims `$1` seqs for directory changes and returns the last: the caller numbers its
+/// changes `last - $1 + 1 ..= last`. The row lock serialises writers on PostgreSQL until
+/// their transaction ends (as [`AUDIT_CLAIM_SEQ`] does for the audit chain).
+pub const CHANGE_CLAIM_SEQS: &str =
+    "UPDATE directory_change_head SET seq = seq + $1 WHERE id = 1 RETURNING seq";
+
+pub const CHANGE_INSERT: &str =
+    "INSERT INTO directory_changes (seq, ts, kind, id) VALUES ($1, $2, $3, $4)";
+
+pub const CHANGES_SINCE: &str = "SELECT seq, ts, kind, id FROM directory_changes \
+     WHERE seq > $1 ORDER BY seq LIMIT $2";
+
+pub const CHANGE_LATEST: &str = "SELECT seq FROM directory_change_head WHERE id = 1";
+
+pub const CHANGES_PRUNE: &str = "DELETE FROM directory_changes WHERE ts < $1";
+
+/// The status before a change, with the row locked for the rest of the transaction (a
+/// no-op update: portable, unlike `SELECT … FOR UPDATE`).
+pub const LOCK_USER_STATUS: &str =
+    "UPDATE users SET status = status WHERE id = $1 RETURNING status, org_id";
+
+pub const SET_USER_STATUS: &str = "UPDATE users SET status = $2 WHERE id = $1";
+
+pub const LOCK_ORG_STATUS: &str = "UPDATE orgs SET status = status WHERE id = $1 RETURNING status";
+
+pub const SET_ORG_STATUS: &str = "UPDATE orgs SET status = $2 WHERE id = $1";
+
+pub const DELETE_ORG_SESSIONS: &str = "DELETE FROM sessions \
+     WHERE user_id IN (SELECT id FROM users WHERE org_id = $1) RETURNING user_id";
+
+/// Sessions of users who may not act (not active, or in an org that is not active): an
+/// import that suspends someone ends their sessions, as a suspension through the API does.
+pub const DELETE_UNUSABLE_SESSIONS: &str = "DELETE FROM sessions WHERE user_id IN \
+     (SELECT u.id FROM users u JOIN orgs o ON o.id = u.org_id \
+      WHERE u.status <> 'active' OR o.status <> 'active') RETURNING user_id";

@@ -32,6 +32,15 @@ impl SqliteStore {
             .await?;
         Ok(SqliteStore { pool })
     }
+
+    /// SQLite cannot announce changes: watchers poll.
+    const NOTIFY: Option<&'static str> = None;
+
+    async fn open_change_listener(
+        &self,
+    ) -> StoreResult<Option<Box<dyn super::super::store::ChangeListener>>> {
+        Ok(None)
+    }
 }
 
 fn create_parent_dir(file: &Path) -> StoreResult<()> {

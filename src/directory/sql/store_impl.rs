@@ -5,7 +5,8 @@
 /// `sql_store!(StoreType, DB, "kind", begin_write, begin_snapshot, audit_exists)`:
 /// `StoreType` has a `pool: sqlx::Pool<DB>` field; `begin_write` opens write transactions,
 /// `begin_snapshot` a read-only transaction that sees one snapshot throughout, and
-/// `audit_exists` counts the `audit_log` tables the connection can see (0 or 1).
+/// `audit_exists` counts the `audit_log` tables the connection can see (0 or 1). The store
+/// type also defines `NOTIFY` and `open_change_listener` (see `sql_changes!`).
 macro_rules! sql_store {
     (
         $store:ident,
@@ -20,15 +21,16 @@ macro_rules! sql_store {
             use sqlx::Row;
 
             use $crate::directory::audit::{
-                AuditEntry, AuditFilter, AuditRecord, AuditVerification,
+                AuditActor, AuditEntry, AuditFilter, AuditRecord, AuditVerification,
             };
+            use $crate::directory::changes::{Change, ChangeTarget, StatusChange};
             use $crate::directory::data::{DirectoryData, ImportCounts};
             use $crate::directory::model::{
-                AccountGrant, DirectoryStats, Identity, OrgRef, SessionRecord, Timestamp,
-                UserRecord,
+                AccountGrant, DirectoryStats, Identity, OrgRef, OrgStatus, SessionRecord,
+                Timestamp, UserRecord, UserStatus,
             };
             use $crate::directory::sql::{migrator, plan, queries as q, rows};
-            use $crate::directory::store::{Store, StoreResult};
+            use $crate::directory::store::{ChangeListener, Store, StoreResult};
 
             type DbRow = <$db as sqlx::Database>::Row;
 
@@ -250,13 +252,24 @@ macro_rules! sql_store {
                     Ok(())
                 }
 
-                async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<Vec<String>> {
+                async fn delete_user_sessions(
+                    &self,
+                    user_id: &str,
+                    now: Timestamp,
+                ) -> StoreResult<Vec<String>> {
+                    let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
                     let rows = sqlx::query(q::DELETE_USER_SESSIONS)
                         .bind(user_id)
-                        .fetch_all(&self.pool)
+                        .fetch_all(&mut *tx)
                         .await?;
                     let ids = rows.iter().map(|r| r.try_get::<String, _>(0));
-                    Ok(rows::sorted(ids.collect::<Result<_, _>>()?))
+                    let ids = rows::sorted(ids.collect::<Result<_, _>>()?);
+                    if !ids.is_empty() {
+                        let target = ChangeTarget::User(user_id.to_string());
+                        Self::record_changes_in(&mut tx, vec![target], now).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(ids)
                 }
 
                 async fn touch_sessions(&self, seen: &[(String, Timestamp)]) -> StoreResult<()> {
@@ -310,10 +323,55 @@ macro_rules! sql_store {
                 async fn audit_verify(&self) -> StoreResult<AuditVerification> {
                     self.run_audit_verify().await
                 }
+
+                async fn set_user_status(
+                    &self,
+                    user_id: &str,
+                    status: UserStatus,
+                    actor: &AuditActor,
+                    now: Timestamp,
+                ) -> StoreResult<StatusChange> {
+                    self.run_set_user_status(user_id, status, actor, now).await
+                }
+
+                async fn set_org_status(
+                    &self,
+                    org_id: &str,
+                    status: OrgStatus,
+                    actor: &AuditActor,
+                    now: Timestamp,
+                ) -> StoreResult<StatusChange> {
+                    self.run_set_org_status(org_id, status, actor, now).await
+                }
+
+                async fn record_changes(
+                    &self,
+                    targets: &[ChangeTarget],
+                    now: Timestamp,
+                ) -> StoreResult<i64> {
+                    self.run_record_changes(targets, now).await
+                }
+
+                async fn changes_since(&self, after: i64, limit: i64) -> StoreResult<Vec<Change>> {
+                    self.run_changes_since(after, limit).await
+                }
+
+                async fn latest_change_seq(&self) -> StoreResult<i64> {
+                    self.run_latest_change_seq().await
+                }
+
+                async fn prune_changes(&self, older_than: Timestamp) -> StoreResult<u64> {
+                    self.run_prune_changes(older_than).await
+                }
+
+                async fn change_listener(&self) -> StoreResult<Option<Box<dyn ChangeListener>>> {
+                    self.open_change_listener().await
+                }
             }
         };
         sql_import!($store, $db);
         sql_export!($store, $db);
         sql_audit!($store, $db);
+        sql_changes!($store, $db);
     };
 }

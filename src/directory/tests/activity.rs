@@ -165,8 +165,23 @@ async fn sessions_insert_touch_expire_and_delete() {
             .insert_session(&session("s5", &bob, 5_000))
             .await
             .expect("insert");
-        let deleted = store.delete_user_sessions(&bob).await.expect("delete all");
+        let seq = store.latest_change_seq().await.expect("head");
+        let deleted = store
+            .delete_user_sessions(&bob, 6_000)
+            .await
+            .expect("delete all");
         assert_eq!(deleted, ["s4", "s5"]);
+        // Every instance is told to drop them from its cache; nothing to tell the second
+        // time.
+        let changes = store.changes_since(seq, 10).await.expect("changes");
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].target, ChangeTarget::User(bob.clone()));
+        assert!(store
+            .delete_user_sessions(&bob, 6_001)
+            .await
+            .expect("none left")
+            .is_empty());
+        assert_eq!(store.latest_change_seq().await.expect("head"), seq + 1);
         assert_eq!(store.session("s4").await.expect("get"), None);
     })
     .await;
