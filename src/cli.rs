@@ -74,10 +74,16 @@ pub enum Command {
         #[arg(long, value_name = "NAME", requires = "jwks_url")]
         audience: Option<String>,
     },
-    /// Print the access review of every user.
+    /// Print the access review of every user: org, roles, grants, last login, last
+    /// request and flags (inactive, never logged in, expired grant, admin, suspended).
+    ///
+    /// Exit 0 on success, 1 when the directory cannot be read, 2 for invalid usage or
+    /// configuration.
     Review {
-        #[arg(long)]
+        /// Print a JSON array instead of a table.
+        #[arg(long, conflicts_with = "csv")]
         json: bool,
+        /// Print CSV (RFC 4180, header row) instead of a table.
         #[arg(long)]
         csv: bool,
     },

@@ -31,7 +31,7 @@ pub fn verify(config_path: &Path, json: bool) -> ExitCode {
 }
 
 /// The directory as it is: verifying must not migrate it, nor create an SQLite file.
-async fn open(config: &DirectoryConfig) -> Result<Arc<dyn Store>, ExitCode> {
+pub(super) async fn open(config: &DirectoryConfig) -> Result<Arc<dyn Store>, ExitCode> {
     let fail = |reason: String| {
         eprintln!("error: directory {}: {reason}", redact(&config.url));
         ExitCode::from(1)

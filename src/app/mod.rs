@@ -4,6 +4,7 @@ mod audit_cmd;
 mod directory_cmd;
 mod explain;
 mod reload;
+mod review_cmd;
 mod serve;
 mod services;
 mod watcher;
@@ -47,6 +48,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify { json },
         } => audit_cmd::verify(&cli.config, json),
+        Command::Review { json, csv } => review_cmd::run(&cli.config, json, csv),
         Command::HashPassword => crate::password::hash_password_command(),
         Command::Explain {
             user,
@@ -54,13 +56,6 @@ pub fn main(cli: Cli) -> ExitCode {
             url,
             json,
         } => explain::run(&cli.config, user.as_deref(), &method, &url, json),
-        other => {
-            eprintln!(
-                "partnergate {}: not available yet in this build (identity, policy and lifecycle land in later releases)",
-                other.name()
-            );
-            ExitCode::from(2)
-        }
     }
 }
 

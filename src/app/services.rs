@@ -82,7 +82,8 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Background upkeep: activity writes, session sweep, directory gauges, JWKS refresh.
+/// Background upkeep: activity writes, session sweep, directory gauges, JWKS refresh,
+/// and every 5 minutes the inactivity sweep (`lifecycle.inactive_after`).
 pub async fn upkeep(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(15));
     let mut n: u64 = 0;
@@ -114,6 +115,18 @@ pub async fn upkeep(shared: Arc<Shared>) {
             let older_than = services.sessions.clock().now() - KEEP_CHANGES;
             if let Err(e) = services.directory.store().prune_changes(older_than).await {
                 tracing::warn!("pruning directory changes: {e}");
+            }
+            let now = services.sessions.clock().now();
+            let inactive_after = snapshot.config.lifecycle.inactive_after;
+            let store = services.directory.store();
+            match directory::sweep_inactive(store.as_ref(), now, inactive_after).await {
+                Ok(ids) if ids.is_empty() => {}
+                Ok(ids) => tracing::info!(
+                    "inactivity sweep: disabled {} user(s) without a login for {}s",
+                    ids.len(),
+                    inactive_after.as_secs()
+                ),
+                Err(e) => tracing::warn!("inactivity sweep: {e}"),
             }
         }
         gauges(&shared).await;

@@ -6,6 +6,7 @@ mod cache;
 pub mod changes;
 pub mod data;
 pub mod model;
+pub mod review;
 mod sql;
 pub mod store;
 #[cfg(test)]
@@ -18,5 +19,9 @@ pub use cache::{CacheCounters, CachedIdentity, Directory, IdentityHeaderValues, 
 pub use changes::{Change, ChangeTarget, StatusChange};
 pub use data::{DirectoryData, ImportCounts};
 pub use model::*;
+pub use review::{
+    sweep_inactive, ReviewFlags, ReviewGrant, ReviewParams, ReviewRow, ADMIN_PERMISSION,
+    REASON_INACTIVE,
+};
 pub use sql::{connect, open};
 pub use store::{ChangeListener, Store, StoreError, StoreResult};

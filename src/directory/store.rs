@@ -10,6 +10,7 @@ use super::data::{DirectoryData, ImportCounts};
 use super::model::{
     DirectoryStats, Identity, OrgStatus, SessionRecord, Timestamp, UserRecord, UserStatus,
 };
+use super::review::{ReviewParams, ReviewRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -122,6 +123,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Counts for the directory gauges; `windows` are seconds back from `now`.
     async fn stats(&self, now: Timestamp, windows: &[i64]) -> StoreResult<DirectoryStats>;
+
+    /// The access review: every user with org, roles, grants, last login and last request,
+    /// flags computed against `params`; sorted by org id, then email. A few queries in one
+    /// read transaction, not one per user.
+    async fn review(&self, params: &ReviewParams) -> StoreResult<Vec<ReviewRow>>;
+
+    /// Ids (sorted) of active users whose last login, or creation when they never logged
+    /// in, is before `cutoff`: the users the inactivity sweep disables.
+    async fn inactive_users(&self, cutoff: Timestamp) -> StoreResult<Vec<String>>;
 
     /// Append one record to the audit chain in a transaction of its own (for events that
     /// change nothing else: a refused login, a denied admin action). A change that writes

@@ -15,6 +15,7 @@ mod activity;
 mod audit;
 mod changes;
 mod import;
+mod review;
 
 /// Override with `PARTNERGATE_TEST_POSTGRES` (a URL without a query string).
 const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";

@@ -135,7 +135,10 @@ fn unknown_command_arguments_exit_2() {
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(BIN).args(["review"]).output().expect("run");
+    let out = Command::new(BIN)
+        .args(["review", "--json", "--csv"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not available yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
 }

@@ -12,4 +12,5 @@ mod identity_clock;
 mod lifecycle_ops;
 mod policy;
 mod ratelimit;
+mod review;
 mod revocation;

@@ -21,6 +21,8 @@ mod export_impl;
 #[macro_use]
 mod import_impl;
 #[macro_use]
+mod review_impl;
+#[macro_use]
 mod store_impl;
 
 mod plan;

@@ -164,3 +164,18 @@ pub const DELETE_ORG_SESSIONS: &str = "DELETE FROM sessions \
 pub const DELETE_UNUSABLE_SESSIONS: &str = "DELETE FROM sessions WHERE user_id IN \
      (SELECT u.id FROM users u JOIN orgs o ON o.id = u.org_id \
       WHERE u.status <> 'active' OR o.status <> 'active') RETURNING user_id";
+
+/// Every user with the org's type and status, for the access review.
+pub const REVIEW_USERS: &str = "SELECT u.id, u.email, u.org_id, o.org_type, o.status, \
+     u.status, u.last_login_at, u.last_seen_at, u.created_at \
+     FROM users u JOIN orgs o ON o.id = u.org_id";
+
+pub const REVIEW_GRANTS: &str = "SELECT user_id, account_id, level, expires_at FROM grants";
+
+/// Roles holding the permission `$1`.
+pub const ROLES_WITH_PERMISSION: &str =
+    "SELECT DISTINCT role FROM role_permissions WHERE permission = $1";
+
+/// Active users whose last login (or creation, when they never logged in) is before `$1`.
+pub const INACTIVE_USERS: &str = "SELECT id FROM users \
+     WHERE status = 'active' AND COALESCE(last_login_at, created_at) < $1";

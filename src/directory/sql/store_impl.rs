@@ -29,6 +29,7 @@ macro_rules! sql_store {
                 AccountGrant, DirectoryStats, Identity, OrgRef, OrgStatus, SessionRecord,
                 Timestamp, UserRecord, UserStatus,
             };
+            use $crate::directory::review::{ReviewParams, ReviewRow};
             use $crate::directory::sql::{migrator, plan, queries as q, rows};
             use $crate::directory::store::{ChangeListener, Store, StoreResult};
 
@@ -308,6 +309,19 @@ macro_rules! sql_store {
                     self.run_stats(now, windows).await
                 }
 
+                async fn review(&self, params: &ReviewParams) -> StoreResult<Vec<ReviewRow>> {
+                    self.run_review(params).await
+                }
+
+                async fn inactive_users(&self, cutoff: Timestamp) -> StoreResult<Vec<String>> {
+                    let rows = sqlx::query(q::INACTIVE_USERS)
+                        .bind(cutoff)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    let ids = rows.iter().map(|r| r.try_get::<String, _>(0));
+                    Ok(rows::sorted(ids.collect::<Result<_, _>>()?))
+                }
+
                 async fn append_audit(
                     &self,
                     entry: &AuditEntry,
@@ -371,6 +385,7 @@ macro_rules! sql_store {
         };
         sql_import!($store, $db);
         sql_export!($store, $db);
+        sql_review!($store, $db);
         sql_audit!($store, $db);
         sql_changes!($store, $db);
     };
