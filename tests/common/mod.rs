@@ -388,6 +388,34 @@ pub fn demo_directory() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("config/demo-directory.toml")
 }
 
+/// A configuration for the offline commands (`review`, `audit verify`, `directory …`):
+/// one open route and an SQLite directory `directory.db` in `dir`, not created yet.
+/// Returns (config path, database path).
+pub fn offline_config(dir: &Path) -> (PathBuf, PathBuf) {
+    let path = dir.join("partnergate.toml");
+    let db = dir.join("directory.db");
+    let text = format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+
+[upstreams.portal]
+addrs = ["127.0.0.1:9"]
+
+[[routes]]
+name = "p"
+path = "/"
+upstream = "portal"
+auth = "none"
+
+[directory]
+url = "sqlite://{}"
+"#,
+        db.display()
+    );
+    std::fs::write(&path, text).expect("write config");
+    (path, db)
+}
+
 pub const DEMO_PASSWORD: &str = "partner-demo-2026";
 
 /// A fresh PostgreSQL schema on 127.0.0.1:5432 (db `test`) for one test, as a

@@ -407,27 +407,7 @@ fn verify_exit_codes_for_config_and_missing_database() {
     let (code, _, err) = audit_verify(&dir.path().join("missing.toml"), false);
     assert_eq!(code, 2, "{err}");
 
-    let config = dir.path().join("partnergate.toml");
-    let db = dir.path().join("nothing-here.db");
-    let text = format!(
-        r#"[server]
-listen = "127.0.0.1:0"
-
-[upstreams.portal]
-addrs = ["127.0.0.1:9"]
-
-[[routes]]
-name = "p"
-path = "/"
-upstream = "portal"
-auth = "none"
-
-[directory]
-url = "sqlite://{}"
-"#,
-        db.display()
-    );
-    std::fs::write(&config, text).unwrap();
+    let (config, db) = offline_config(dir.path());
     let (code, out, err) = audit_verify(&config, false);
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("no such database file"), "{err}");

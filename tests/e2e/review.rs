@@ -2,38 +2,12 @@
 //! codes for a bad configuration and a missing database.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-use crate::common::{demo_directory, BIN};
-
-/// A config on an SQLite directory in `dir` (not created yet).
-fn config(dir: &Path) -> (PathBuf, PathBuf) {
-    let path = dir.join("partnergate.toml");
-    let db = dir.join("directory.db");
-    let text = format!(
-        r#"[server]
-listen = "127.0.0.1:0"
-
-[upstreams.portal]
-addrs = ["127.0.0.1:9"]
-
-[[routes]]
-name = "p"
-path = "/"
-upstream = "portal"
-auth = "none"
-
-[directory]
-url = "sqlite://{}"
-"#,
-        db.display()
-    );
-    std::fs::write(&path, text).unwrap();
-    (path, db)
-}
+use crate::common::{demo_directory, offline_config, BIN};
 
 fn partnergate(config: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
@@ -52,7 +26,7 @@ fn partnergate(config: &Path, args: &[&str]) -> (i32, String, String) {
 #[test]
 fn review_as_json_csv_and_text_on_the_demo_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, _db) = config(dir.path());
+    let (config, _db) = offline_config(dir.path());
     let file = demo_directory();
     let (code, out, err) = partnergate(&config, &["directory", "import", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
@@ -131,7 +105,7 @@ fn review_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let (code, _, err) = partnergate(&dir.path().join("missing.toml"), &["review"]);
     assert_eq!(code, 2, "{err}");
-    let (config, db) = config(dir.path());
+    let (config, db) = offline_config(dir.path());
     let (code, _, err) = partnergate(&config, &["review", "--json", "--csv"]);
     assert_eq!(code, 2, "{err}");
     let (code, out, err) = partnergate(&config, &["review", "--json"]);
