@@ -22,6 +22,17 @@ macro_rules! sql_changes {
 
             type Conn = <$db as sqlx::Database>::Connection;
 
+            /// What a user or org status change did, for its change records and audit.
+            struct StatusDone {
+                targets: Vec<ChangeTarget>,
+                action: &'static str,
+                target: String,
+                org_id: String,
+                before: String,
+                after: &'static str,
+                sessions_ended: u64,
+            }
+
             impl $store {
                 /// Append `targets` (deduplicated) as the next changes, inside the
                 /// transaction of `conn`, and announce them at commit where the database
@@ -148,26 +159,18 @@ macro_rules! sql_changes {
                         let query = sqlx::query(q::DELETE_USER_SESSIONS).bind(user_id);
                         query.fetch_all(&mut *tx).await?.len() as u64
                     };
-                    let target = ChangeTarget::User(user_id.to_string());
-                    let change_seq = Self::record_changes_in(&mut tx, vec![target], now)
-                        .await?
-                        .unwrap_or_default();
-                    let entry = actor.entry(
-                        changes::user_status_action(status),
-                        format!("user:{user_id}"),
-                        Some(org_id),
-                        json!({"status": before}),
-                        json!({"status": status.as_str(), "sessions_ended": sessions_ended}),
-                    );
-                    let record = Self::append_audit_in(&mut tx, &entry, now).await?;
-                    tx.commit().await?;
-                    Ok(StatusChange {
+                    let done = StatusDone {
+                        targets: vec![ChangeTarget::User(user_id.to_string())],
+                        action: changes::user_status_action(status),
+                        target: format!("user:{user_id}"),
+                        org_id,
                         before,
-                        after: status.as_str().to_string(),
+                        after: status.as_str(),
                         sessions_ended,
-                        audit_seq: record.seq,
-                        change_seq,
-                    })
+                    };
+                    let change = Self::finish_status_change(&mut tx, done, actor, now).await?;
+                    tx.commit().await?;
+                    Ok(change)
                 }
 
                 async fn run_set_org_status(
@@ -202,23 +205,44 @@ macro_rules! sql_changes {
                             targets.push(ChangeTarget::User(row.try_get(0)?));
                         }
                     }
-                    let change_seq = Self::record_changes_in(&mut tx, targets, now)
+                    let done = StatusDone {
+                        targets,
+                        action: changes::org_status_action(OrgStatus::parse(&before), status),
+                        target: format!("org:{org_id}"),
+                        org_id: org_id.to_string(),
+                        before,
+                        after: status.as_str(),
+                        sessions_ended,
+                    };
+                    let change = Self::finish_status_change(&mut tx, done, actor, now).await?;
+                    tx.commit().await?;
+                    Ok(change)
+                }
+
+                /// The common end of a status change, after its own writes and inside
+                /// its transaction: record the targets for the watchers, then append the
+                /// audit record (change head before audit head, as every writer does).
+                async fn finish_status_change(
+                    conn: &mut Conn,
+                    done: StatusDone,
+                    actor: &AuditActor,
+                    now: Timestamp,
+                ) -> StoreResult<StatusChange> {
+                    let change_seq = Self::record_changes_in(conn, done.targets, now)
                         .await?
                         .unwrap_or_default();
-                    let action = changes::org_status_action(OrgStatus::parse(&before), status);
                     let entry = actor.entry(
-                        action,
-                        format!("org:{org_id}"),
-                        Some(org_id.to_string()),
-                        json!({"status": before}),
-                        json!({"status": status.as_str(), "sessions_ended": sessions_ended}),
+                        done.action,
+                        done.target,
+                        Some(done.org_id),
+                        json!({"status": done.before}),
+                        json!({"status": done.after, "sessions_ended": done.sessions_ended}),
                     );
-                    let record = Self::append_audit_in(&mut tx, &entry, now).await?;
-                    tx.commit().await?;
+                    let record = Self::append_audit_in(conn, &entry, now).await?;
                     Ok(StatusChange {
-                        before,
-                        after: status.as_str().to_string(),
-                        sessions_ended,
+                        before: done.before,
+                        after: done.after.to_string(),
+                        sessions_ended: done.sessions_ended,
                         audit_seq: record.seq,
                         change_seq,
                     })
