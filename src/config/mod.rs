@@ -239,6 +239,24 @@ pub enum RateKey {
     Route,
 }
 
+impl RateKey {
+    pub const ALL: [RateKey; 4] = [RateKey::Ip, RateKey::User, RateKey::Org, RateKey::Route];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The configuration value, also the `key` label of the rate-limit metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateKey::Ip => "ip",
+            RateKey::User => "user",
+            RateKey::Org => "org",
+            RateKey::Route => "route",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RouteRateLimit {
     pub key: RateKey,

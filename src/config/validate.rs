@@ -717,19 +717,13 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
         }
     };
     let rate_limit = f.rate_limit.map(|r| {
-        let rate_key = match r.key.as_str() {
-            "ip" => RateKey::Ip,
-            "user" => RateKey::User,
-            "org" => RateKey::Org,
-            "route" => RateKey::Route,
-            other => {
-                v.problem(
-                    format!("{key}.rate_limit.key"),
-                    format!("\"{other}\" is not one of ip, user, org, route"),
-                );
-                RateKey::Ip
-            }
-        };
+        let rate_key = RateKey::parse(&r.key).unwrap_or_else(|| {
+            v.problem(
+                format!("{key}.rate_limit.key"),
+                format!("\"{}\" is not one of ip, user, org, route", r.key),
+            );
+            RateKey::Ip
+        });
         if matches!(rate_key, RateKey::User | RateKey::Org) && auth == AuthMode::None {
             v.problem(
                 format!("{key}.rate_limit.key"),

@@ -51,15 +51,6 @@ struct Limit<'a> {
     reason: &'static str,
 }
 
-fn rate_key_label(key: RateKey) -> &'static str {
-    match key {
-        RateKey::Ip => "ip",
-        RateKey::User => "user",
-        RateKey::Org => "org",
-        RateKey::Route => "route",
-    }
-}
-
 /// The gateway's `ProxyHttp` implementation.
 pub struct Gateway {
     shared: Arc<Shared>,
@@ -251,7 +242,7 @@ impl Gateway {
             limiter,
             key,
             route: &snapshot.routes.routes()[index].name,
-            key_label: rate_key_label(*rate_key),
+            key_label: rate_key.as_str(),
             reason: "rate_limit",
         };
         self.rate_limit(session, ctx, snapshot, limit).await

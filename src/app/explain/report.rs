@@ -400,7 +400,7 @@ pub fn explain(config: &Arc<Config>, target: &Target, who: &Who, now: Timestamp)
     if let (Some(limit), false) = (route.rate_limit, e.upstream.is_some()) {
         e.notes.push(format!(
             "the route's rate limit (key = {}) is not reached: the request is refused before rate limiting",
-            rate_key_str(limit.key)
+            limit.key.as_str()
         ));
     }
     e
@@ -706,21 +706,12 @@ fn rate_view(
     };
     RateLimitView {
         scope,
-        key: rate_key_str(key),
+        key: key.as_str(),
         bucket,
         per_second: spec.per_second,
         burst: spec.burst,
         shared: config.redis.is_some(),
         on_redis_error: spec.on_redis_error.as_str(),
-    }
-}
-
-pub fn rate_key_str(key: RateKey) -> &'static str {
-    match key {
-        RateKey::Ip => "ip",
-        RateKey::User => "user",
-        RateKey::Org => "org",
-        RateKey::Route => "route",
     }
 }
 
