@@ -15,6 +15,7 @@ pub mod demo_portal;
 pub mod directory;
 pub mod error;
 pub mod jwt;
+pub mod lifecycle;
 pub mod metrics;
 pub mod normalize;
 pub mod password;

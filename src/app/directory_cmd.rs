@@ -137,8 +137,14 @@ fn store_failure(file: &Path, e: StoreError) -> ExitCode {
             eprintln!("{} problem(s) found; nothing was written", problems.len());
             ExitCode::from(2)
         }
-        StoreError::Unavailable(reason) | StoreError::NotFound(reason) => {
+        StoreError::Unavailable(reason)
+        | StoreError::NotFound(reason)
+        | StoreError::Conflict(reason) => {
             eprintln!("error: {reason}");
+            ExitCode::from(1)
+        }
+        e @ StoreError::Refused(_) => {
+            eprintln!("error: {e}");
             ExitCode::from(1)
         }
     }

@@ -61,6 +61,7 @@ pub fn build(
     let state = Arc::new(PortalState {
         login: LoginService::new(sessions.clone(), hasher),
         metrics: LoginMetrics::new(metrics, config.metrics.top_orgs),
+        notifier: Arc::new(crate::lifecycle::LogNotifier),
     });
     Ok(Services {
         directory,
@@ -83,7 +84,8 @@ pub fn redact(url: &str) -> String {
 }
 
 /// Background upkeep: activity writes, session sweep, directory gauges, JWKS refresh,
-/// and every 5 minutes the inactivity sweep (`lifecycle.inactive_after`).
+/// every minute the expired-grant sweep, and every 5 minutes the inactivity sweep
+/// (`lifecycle.inactive_after`).
 pub async fn upkeep(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(15));
     let mut n: u64 = 0;
@@ -108,6 +110,14 @@ pub async fn upkeep(shared: Arc<Shared>) {
                 Ok(0) => {}
                 Ok(swept) => tracing::debug!("swept {swept} expired session(s)"),
                 Err(e) => tracing::warn!("session sweep: {e}"),
+            }
+            // Expired grants already deny (policy compares the expiry with the clock on
+            // every request); the sweep removes them, audited, once a minute.
+            let now = services.sessions.clock().now();
+            match services.directory.store().sweep_expired_grants(now).await {
+                Ok(g) if g.is_empty() => {}
+                Ok(g) => tracing::info!("grant sweep: removed {} expired grant(s)", g.len()),
+                Err(e) => tracing::warn!("grant sweep: {e}"),
             }
         }
         if n % 20 == 0 {

@@ -93,6 +93,14 @@ pub struct PathCaptures<'a> {
 }
 
 impl PathTemplate {
+    /// A template of one literal prefix (no capture), e.g. for built-in routes.
+    pub fn literal(prefix: &str) -> Self {
+        PathTemplate {
+            raw: prefix.to_string(),
+            pieces: vec![Piece::Literal(prefix.to_string())],
+        }
+    }
+
     pub fn parse(raw: &str) -> Result<Self, String> {
         if !raw.starts_with('/') {
             return Err(format!("\"{raw}\" must start with '/'"));

@@ -286,7 +286,6 @@ fn assemble(v: &mut Validator, table: &toml::Table) -> Config {
     };
     let lifecycle_file = optional(v, table, "lifecycle");
     let lifecycle = lifecycle(v, lifecycle_file);
-    not_used_yet(v, table);
     Config {
         source: v.file.clone(),
         server,
@@ -301,18 +300,6 @@ fn assemble(v: &mut Validator, table: &toml::Table) -> Config {
         access_log,
         metrics,
         lifecycle,
-    }
-}
-
-fn not_used_yet(v: &mut Validator, table: &toml::Table) {
-    let lifecycle = table.get("lifecycle").and_then(|l| l.as_table());
-    for key in ["invitation_ttl", "max_grant_ttl"] {
-        if lifecycle.is_some_and(|l| l.contains_key(key)) {
-            v.warn(
-                format!("lifecycle.{key}"),
-                "accepted and validated, but not used by this build yet (invitations and grant management land with the admin API)",
-            );
-        }
     }
 }
 

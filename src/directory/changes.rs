@@ -81,6 +81,7 @@ pub fn user_status_action(status: UserStatus) -> &'static str {
 pub fn org_status_action(before: Option<OrgStatus>, status: OrgStatus) -> &'static str {
     match (before, status) {
         (Some(OrgStatus::Pending), OrgStatus::Active) => "org.approve",
+        (Some(OrgStatus::Pending), OrgStatus::Offboarded) => "org.reject",
         (_, OrgStatus::Active) => "org.reactivate",
         (_, OrgStatus::Suspended) => "org.suspend",
         (_, OrgStatus::Offboarded) => "org.offboard",

@@ -5,6 +5,7 @@ pub mod audit;
 mod cache;
 pub mod changes;
 pub mod data;
+pub mod lifecycle;
 pub mod model;
 pub mod review;
 mod sql;
@@ -18,6 +19,10 @@ pub use audit::{
 pub use cache::{CacheCounters, CachedIdentity, Directory, IdentityHeaderValues, TOUCH_EVERY};
 pub use changes::{Change, ChangeTarget, StatusChange};
 pub use data::{DirectoryData, ImportCounts};
+pub use lifecycle::{
+    GrantChange, Invitation, LifecycleStore, NewInvitation, NewOrg, OrgDetail, OrgPatch,
+    ReviewDecision, ReviewDecisionRecord,
+};
 pub use model::*;
 pub use review::{
     sweep_inactive, ReviewFlags, ReviewGrant, ReviewParams, ReviewRow, ADMIN_PERMISSION,

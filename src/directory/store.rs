@@ -12,6 +12,8 @@ use super::model::{
 };
 use super::review::{ReviewParams, ReviewRow};
 
+pub use super::lifecycle::LifecycleStore;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or answered with an error.
@@ -24,6 +26,14 @@ pub enum StoreError {
     /// The record a change names does not exist (`no user "u-1"`); nothing was written.
     #[error("{0}")]
     NotFound(String),
+    /// The change collides with the directory as it is (`user "x" already exists in org
+    /// "y"`); nothing was written.
+    #[error("{0}")]
+    Conflict(String),
+    /// The change is outside what the directory allows (a seat cap, an org that is not
+    /// active): the reason word (`seat_cap`, `org_inactive`); nothing was written.
+    #[error("refused: {0}")]
+    Refused(&'static str),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -40,9 +50,10 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// What the gateway reads and writes in the directory.
+/// What the gateway reads and writes in the directory. The partner lifecycle's part (orgs,
+/// invitations, grants, review decisions) is [`LifecycleStore`].
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: LifecycleStore + Send + Sync + 'static {
     /// "sqlite" or "postgres", for logs and `check`.
     fn kind(&self) -> &'static str;
 

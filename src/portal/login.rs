@@ -37,7 +37,7 @@ pub struct LoginForm {
     rd: Option<String>,
 }
 
-fn scope(ctx: &PortalContext) -> CookieScope {
+pub(super) fn scope(ctx: &PortalContext) -> CookieScope {
     CookieScope {
         secure: ctx.config.session.cookie_secure,
     }
@@ -74,25 +74,37 @@ fn form_response(
     error: Option<&str>,
     outcome: PortalOutcome,
 ) -> Response {
-    let name = csrf_cookie_name(ctx);
-    let existing = cookie::in_headers(headers, &name)
-        .filter(|t| crate::session::token_shape_ok(t))
-        .map(str::to_string);
-    let csrf = existing.clone().unwrap_or_else(new_token);
+    let (csrf, fresh) = csrf_token(ctx, headers);
     let mut response = pages::login(status, &csrf, rd, email, error);
-    if existing.is_none() {
-        set_cookie(&mut response, &cookie::set(&name, &csrf, scope(ctx)));
+    if fresh {
+        set_csrf_cookie(ctx, &mut response, &csrf);
     }
     with_outcome(response, outcome)
 }
 
-fn set_cookie(response: &mut Response, value: &str) {
+/// The CSRF token of the browser's cookie, or a new one (`true`: set it as a cookie).
+pub(super) fn csrf_token(ctx: &PortalContext, headers: &HeaderMap) -> (String, bool) {
+    let existing = cookie::in_headers(headers, &csrf_cookie_name(ctx))
+        .filter(|t| crate::session::token_shape_ok(t))
+        .map(str::to_string);
+    match existing {
+        Some(t) => (t, false),
+        None => (new_token(), true),
+    }
+}
+
+pub(super) fn set_csrf_cookie(ctx: &PortalContext, response: &mut Response, csrf: &str) {
+    let name = csrf_cookie_name(ctx);
+    set_cookie(response, &cookie::set(&name, csrf, scope(ctx)));
+}
+
+pub(super) fn set_cookie(response: &mut Response, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
 }
 
-fn csrf_ok(ctx: &PortalContext, headers: &HeaderMap, submitted: &str) -> bool {
+pub(super) fn csrf_ok(ctx: &PortalContext, headers: &HeaderMap, submitted: &str) -> bool {
     let name = csrf_cookie_name(ctx);
     let cookie = cookie::in_headers(headers, &name);
     match cookie {
@@ -227,7 +239,7 @@ pub async fn logout(
     with_outcome(response, outcome)
 }
 
-fn see_other(location: &str) -> Response {
+pub(super) fn see_other(location: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, v);

@@ -3,7 +3,9 @@
 //! reserved paths; what the proxy knows about the request travels in [`PortalContext`],
 //! and what the access log needs comes back in [`PortalOutcome`].
 
+pub mod api;
 mod login;
+mod onboarding;
 mod pages;
 mod rd;
 
@@ -18,6 +20,8 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 
 use crate::config::Config;
+use crate::jwt::BearerVerifier;
+use crate::lifecycle::Notifier;
 use crate::metrics::LoginMetrics;
 use crate::session::{cookie, LoginService, SessionState, Sessions};
 
@@ -34,6 +38,8 @@ pub struct PortalContext {
     pub jwks: Option<Arc<str>>,
     pub client_ip: IpAddr,
     pub request_id: String,
+    /// Bearer tokens accepted by the admin API (`[[issuers]]`).
+    pub bearer: Arc<BearerVerifier>,
 }
 
 /// How the portal decided, for the access log and the request metrics.
@@ -84,6 +90,8 @@ impl PortalOutcome {
 pub struct PortalState {
     pub login: LoginService,
     pub metrics: LoginMetrics,
+    /// Told about every new invitation (the seam for sending real mail).
+    pub notifier: Arc<dyn Notifier>,
 }
 
 impl PortalState {
@@ -98,18 +106,34 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .route("/.partnergate/logout", post(login::logout))
         .route("/.partnergate/whoami", get(whoami))
         .route("/.partnergate/jwks.json", get(jwks))
+        .route(
+            "/.partnergate/register",
+            get(onboarding::register_page).post(onboarding::register_submit),
+        )
+        .route(
+            "/.partnergate/invite/{token}",
+            get(onboarding::invite_page).post(onboarding::invite_submit),
+        )
+        .nest(api::PREFIX, api::router())
         .fallback(not_found)
         .layer(middleware::from_fn(check_origin))
         .layer(Extension(state))
 }
 
-/// POSTs must come from a page of `public_url` (CONTRACT §3): `Origin`, else `Referer`.
+/// Writes must come from a page of `public_url` (CONTRACT §3): `Origin`, else `Referer`.
+/// A request with `Authorization: Bearer` is exempt: a browser never adds that header on
+/// its own, and the admin API then authenticates it by the token alone (never the cookie).
 async fn check_origin(
     Extension(ctx): Extension<PortalContext>,
     request: Request,
     next: Next,
 ) -> Response {
-    if request.method() == Method::POST && !same_origin(request.headers(), &ctx) {
+    let write = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let bearer = api::bearer_token(request.headers()).is_some();
+    if write && !bearer && !same_origin(request.headers(), &ctx) {
         return with_outcome(
             pages::message(
                 StatusCode::FORBIDDEN,

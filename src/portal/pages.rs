@@ -27,7 +27,7 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-fn document(status: StatusCode, title: &str, body: &str) -> Response {
+pub(super) fn document(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

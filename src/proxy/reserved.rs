@@ -95,6 +95,7 @@ fn portal_request(
         jwks: snapshot.jwks.clone(),
         client_ip: ctx.client_ip?,
         request_id: ctx.request_id.clone(),
+        bearer: snapshot.bearer.clone(),
     };
     builder
         .extension(portal_ctx)

@@ -31,6 +31,8 @@ macro_rules! sql_changes {
                 before: String,
                 after: &'static str,
                 sessions_ended: u64,
+                /// More of the state after (offboarding: users disabled, grants revoked).
+                details: Vec<(&'static str, serde_json::Value)>,
             }
 
             impl $store {
@@ -167,10 +169,55 @@ macro_rules! sql_changes {
                         before,
                         after: status.as_str(),
                         sessions_ended,
+                        details: Vec::new(),
                     };
                     let change = Self::finish_status_change(&mut tx, done, actor, now).await?;
                     tx.commit().await?;
                     Ok(change)
+                }
+
+                /// Offboarding, inside its transaction: every member disabled, every
+                /// grant of the org and every open invitation revoked. The records stay.
+                async fn offboard_members(
+                    conn: &mut Conn,
+                    org_id: &str,
+                    targets: &mut Vec<ChangeTarget>,
+                    now: Timestamp,
+                ) -> StoreResult<Vec<(&'static str, serde_json::Value)>> {
+                    use $crate::directory::sql::lifecycle_queries as lq;
+                    let disabled = sqlx::query(lq::DISABLE_ORG_USERS)
+                        .bind(org_id)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    for row in &disabled {
+                        targets.push(ChangeTarget::User(row.try_get(0)?));
+                    }
+                    let revoked = sqlx::query(lq::DELETE_ORG_GRANTS)
+                        .bind(org_id)
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    let mut grants = Vec::with_capacity(revoked.len());
+                    for row in &revoked {
+                        let user: String = row.try_get(0)?;
+                        let account: String = row.try_get(1)?;
+                        let level: String = row.try_get(2)?;
+                        let expires: Option<i64> = row.try_get(3)?;
+                        grants.push(json!({
+                            "user": user, "account": account, "level": level, "expires_at": expires,
+                        }));
+                        targets.push(ChangeTarget::User(user));
+                    }
+                    let invitations = sqlx::query(lq::REVOKE_ORG_INVITATIONS)
+                        .bind(org_id)
+                        .bind(now)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected();
+                    Ok(vec![
+                        ("users_disabled", json!(disabled.len())),
+                        ("grants_revoked", json!(grants)),
+                        ("invitations_revoked", json!(invitations)),
+                    ])
                 }
 
                 async fn run_set_org_status(
@@ -205,8 +252,14 @@ macro_rules! sql_changes {
                             targets.push(ChangeTarget::User(row.try_get(0)?));
                         }
                     }
+                    let details = if status == OrgStatus::Offboarded {
+                        Self::offboard_members(&mut tx, org_id, &mut targets, now).await?
+                    } else {
+                        Vec::new()
+                    };
                     let done = StatusDone {
                         targets,
+                        details,
                         action: changes::org_status_action(OrgStatus::parse(&before), status),
                         target: format!("org:{org_id}"),
                         org_id: org_id.to_string(),
@@ -231,12 +284,17 @@ macro_rules! sql_changes {
                     let change_seq = Self::record_changes_in(conn, done.targets, now)
                         .await?
                         .unwrap_or_default();
+                    let mut after =
+                        json!({"status": done.after, "sessions_ended": done.sessions_ended});
+                    for (key, value) in done.details {
+                        after[key] = value;
+                    }
                     let entry = actor.entry(
                         done.action,
                         done.target,
                         Some(done.org_id),
                         json!({"status": done.before}),
-                        json!({"status": done.after, "sessions_ended": done.sessions_ended}),
+                        after,
                     );
                     let record = Self::append_audit_in(conn, &entry, now).await?;
                     Ok(StatusChange {

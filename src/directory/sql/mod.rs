@@ -21,10 +21,13 @@ mod export_impl;
 #[macro_use]
 mod import_impl;
 #[macro_use]
+mod lifecycle_impl;
+#[macro_use]
 mod review_impl;
 #[macro_use]
 mod store_impl;
 
+mod lifecycle_queries;
 mod plan;
 mod postgres;
 mod queries;
@@ -50,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "changes",
         include_str!("../../../migrations/0003_changes.sql"),
+    ),
+    (
+        4,
+        "lifecycle",
+        include_str!("../../../migrations/0004_lifecycle.sql"),
     ),
 ];
 

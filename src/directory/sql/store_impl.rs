@@ -388,5 +388,6 @@ macro_rules! sql_store {
         sql_review!($store, $db);
         sql_audit!($store, $db);
         sql_changes!($store, $db);
+        sql_lifecycle!($store, $db);
     };
 }

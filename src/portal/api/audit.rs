@@ -1,0 +1,186 @@
+//! The access review with reviewer decisions, and the audit log with its JSON-lines export.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::directory::{AuditFilter, ReviewDecision};
+use crate::lifecycle::Refusal;
+
+use super::super::{with_outcome, PortalContext, PortalOutcome, PortalState};
+use super::orgs::{caller, try_store, QueryMap};
+use super::users::{review_params, user_to_manage};
+use super::{authorize, ops, parse_body, parse_time};
+
+pub async fn review(
+    Extension(state): Extension<Arc<PortalState>>,
+    Extension(ctx): Extension<PortalContext>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = caller!(ops::REVIEW_GET, state, ctx, headers);
+    let params = review_params(&caller);
+    let store = caller.state.sessions().directory().store().clone();
+    let rows = try_store!(caller, store.review(&params).await);
+    let decisions = try_store!(caller, store.review_decisions().await);
+    let mut decisions: HashMap<String, _> = decisions
+        .into_iter()
+        .map(|d| (d.user_id.clone(), d))
+        .collect();
+    let scope = caller.admin().scope();
+    let users: Vec<Value> = rows
+        .iter()
+        .filter(|r| scope.is_none_or(|own| r.org_id == own))
+        .map(|r| {
+            let mut v = r.to_json();
+            v["flag_names"] = json!(r.flag_names());
+            v["last_decision"] = json!(decisions.remove(&r.user_id));
+            v
+        })
+        .collect();
+    caller.ok(
+        StatusCode::OK,
+        json!({ "generated_at": caller.now, "users": users }),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    decision: String,
+    note: Option<String>,
+}
+
+pub async fn decide(
+    Extension(state): Extension<Arc<PortalState>>,
+    Extension(ctx): Extension<PortalContext>,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let caller = caller!(ops::REVIEW_DECIDE, state, ctx, headers);
+    let body: DecisionBody = match parse_body(&caller, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(decision) = ReviewDecision::parse(&body.decision) else {
+        return caller.bad_request("decision must be keep or revoke");
+    };
+    if body.note.as_ref().is_some_and(|n| n.chars().count() > 1000) {
+        return caller.bad_request("note must be at most 1000 characters");
+    }
+    let identity = match user_to_manage(&caller, &user_id).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let store = caller.state.sessions().directory().store().clone();
+    let target = Some(format!("user:{user_id}"));
+    try_store!(
+        caller,
+        store
+            .record_review_decision(
+                &user_id,
+                decision,
+                body.note.as_deref(),
+                &caller.actor(),
+                caller.now
+            )
+            .await,
+        target,
+        Some(identity.org.id.clone())
+    );
+    if decision == ReviewDecision::Revoke {
+        caller.forget_user(&user_id);
+    }
+    caller.ok(
+        StatusCode::OK,
+        json!({ "user_id": user_id, "decision": decision.as_str(), "note": body.note }),
+    )
+}
+
+pub async fn list(
+    Extension(state): Extension<Arc<PortalState>>,
+    Extension(ctx): Extension<PortalContext>,
+    headers: HeaderMap,
+    axum::extract::Query(q): QueryMap,
+) -> Response {
+    let caller = caller!(ops::AUDIT_LIST, state, ctx, headers);
+    let mut filter = match audit_filter(&q) {
+        Ok(f) => f,
+        Err(m) => return caller.bad_request(&m),
+    };
+    // A delegated admin sees their own org's records only.
+    if let Some(own) = caller.admin().scope() {
+        if filter.org_id.as_deref().is_some_and(|o| o != own) {
+            let org = filter.org_id.clone();
+            return caller.refuse_bounds(Refusal::OtherOrg, None, org).await;
+        }
+        filter.org_id = Some(own.to_string());
+    }
+    let store = caller.state.sessions().directory().store().clone();
+    let records = try_store!(caller, store.audit_list(&filter).await);
+    let jsonl = q.get("format").is_some_and(|f| f == "jsonl")
+        || headers
+            .get(header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .is_some_and(|a| a.contains("application/x-ndjson"));
+    if jsonl {
+        let mut out = String::new();
+        for r in &records {
+            out.push_str(&serde_json::to_string(r).unwrap_or_default());
+            out.push('\n');
+        }
+        let response = (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/x-ndjson")],
+            out,
+        )
+            .into_response();
+        return with_outcome(
+            response,
+            PortalOutcome {
+                user: Some(caller.identity().email.clone()),
+                org: Some(caller.identity().org.id.clone()),
+                ..PortalOutcome::allow()
+            },
+        );
+    }
+    let next = records.last().map(|r| r.seq);
+    caller.ok(
+        StatusCode::OK,
+        json!({ "records": records, "next_after": next }),
+    )
+}
+
+fn audit_filter(q: &HashMap<String, String>) -> Result<AuditFilter, String> {
+    let mut filter = AuditFilter::default();
+    for (key, value) in q {
+        let time = || {
+            let v = value
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::String(value.clone()));
+            parse_time(&v).ok_or_else(|| format!("{key} must be RFC 3339 or Unix seconds"))
+        };
+        match key.as_str() {
+            "since" => filter.since = Some(time()?),
+            "until" => filter.until = Some(time()?),
+            "actor" => filter.actor = Some(value.clone()),
+            "org" => filter.org_id = Some(value.clone()),
+            "action" => filter.action_prefix = Some(value.clone()),
+            "after" => {
+                filter.after_seq = Some(value.parse().map_err(|_| "after must be a seq number")?)
+            }
+            "limit" => filter.limit = Some(value.parse().map_err(|_| "limit must be a count")?),
+            "format" if value == "jsonl" || value == "json" => {}
+            _ => return Err(format!("unknown filter {key:?}")),
+        }
+    }
+    Ok(filter)
+}

@@ -1,0 +1,216 @@
+//! Client-account grants (seed: partner employee access to client accounts) and accounts.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Extension;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::config::AccountLevel;
+use crate::directory::data::AccountEntry;
+use crate::directory::GrantChange;
+
+use super::super::{PortalContext, PortalState};
+use super::orgs::{caller, org_in_scope, try_store};
+use super::users::{identity_json, user_to_manage};
+use super::{authorize, ops, parse_body, parse_time, rfc3339};
+
+pub async fn list(
+    Extension(state): Extension<Arc<PortalState>>,
+    Extension(ctx): Extension<PortalContext>,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+) -> Response {
+    let caller = caller!(ops::GRANTS_LIST, state, ctx, headers);
+    let store = caller.state.sessions().directory().store().clone();
+    let identity = match store.identity(&user_id).await {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return caller.error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("no user {user_id:?}"),
+            )
+        }
+        Err(e) => return caller.store_error(e, None, None).await,
+    };
+    if let Err(refusal) = caller.admin().check_org(&identity.org.id) {
+        let target = Some(format!("user:{user_id}"));
+        return caller
+            .refuse_bounds(refusal, target, Some(identity.org.id.clone()))
+            .await;
+    }
+    let body = identity_json(&identity);
+    caller.ok(
+        StatusCode::OK,
+        json!({ "user_id": user_id, "grants": body["grants"] }),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantBody {
+    /// view | standard | admin
+    permission: String,
+    /// RFC 3339 or Unix seconds; absent or null = no expiry.
+    #[serde(default)]
+    expires: Value,
+}
+
+pub async fn put(
+    Extension(state): Extension<Arc<PortalState>>,
+    Extension(ctx): Extension<PortalContext>,
+    headers: HeaderMap,
+    Path((user_id, account)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let caller = caller!(ops::GRANT_PUT, state, ctx, headers);
+    let body: GrantBody = match parse_body(&caller, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(level) = AccountLevel::parse(&body.permission) else {
+        return caller.bad_request("permission must be view, standard or admin");
+    };
+    let expires = match &body.expires {
+        Value::Null => None,
+        v => match parse_time(v) {
+            Some(t) if t > caller.now => Some(t),
+            Some(_) => return caller.bad_request("expires must be in the future"),
+            None => return caller.bad_request("expires must be RFC 3339 or Unix seconds"),
+        },
+    };
+    let identity = match user_to_manage(&caller, &user_id).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let org = match org_in_scope(&caller, &identity.org.id).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let target = Some(format!("grant:{user_id}/{account}"));
+    let org_ref = Some(org.id.clone());
+    let global =
+        i64::try_from(caller.ctx.config.lifecycle.max_grant_ttl.as_secs()).unwrap_or(i64::MAX);
+    if let Err(refusal) = caller
+        .admin()
+        .check_grant(&org, &account, level, expires, caller.now, global)
+    {
+        return caller.refuse_bounds(refusal, target, org_ref).await;
+    }
+    let change = GrantChange {
+        user_id: user_id.clone(),
+        account_id: account.clone(),
+        level,
+        expires_at: expires,
+    };
+    let store = caller.state.sessions().directory().store().clone();
+    let before = try_store!(
+        caller,
+        store.put_grant(&change, &caller.actor(), caller.now).await,
+        target,
+        org_ref
+    );
+    caller.forget_user(&user_id);
+    let before = before
+        .map(|g| json!({"permission": g.level.as_str(), "expires": g.expires_at.map(rfc3339)}));
+    caller.ok(
+        StatusCode::OK,
+        json!({
+            "user_id": user_id,
+            "account": account,
+            "permission": level.as_str(),
+            "expires": expires.map(rfc3339),
+            "before": before,
+        }),
+    )
+}
+
+pub async fn revoke(
+    Extension(state): Extension<Arc<PortalState>>,
+    Extension(ctx): Extension<PortalContext>,
+    headers: HeaderMap,
+    Path((user_id, account)): Path<(String, String)>,
+) -> Response {
+    let caller = caller!(ops::GRANT_REVOKE, state, ctx, headers);
+    let identity = match user_to_manage(&caller, &user_id).await {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
+    let target = Some(format!("grant:{user_id}/{account}"));
+    let org_ref = Some(identity.org.id.clone());
+    // A delegated admin revokes only what they could have given.
+    if !caller.owner {
+        let own = identity.grant(&account).map(|g| g.level);
+        let held = caller.identity().grant(&account).map(|g| g.level);
+        if own.is_some_and(|level| held.is_none_or(|h| h < level)) {
+            return caller
+                .refuse_bounds(crate::lifecycle::Refusal::GrantAboveOwn, target, org_ref)
+                .await;
+        }
+    }
+    let store = caller.state.sessions().directory().store().clone();
+    let grant = try_store!(
+        caller,
+        store
+            .revoke_grant(&user_id, &account, &caller.actor(), caller.now)
+            .await,
+        target,
+        org_ref
+    );
+    caller.forget_user(&user_id);
+    caller.ok(
+        StatusCode::OK,
+        json!({
+            "user_id": user_id,
+            "account": account,
+            "revoked": {"permission": grant.level.as_str(), "expires": grant.expires_at.map(rfc3339)},
+        }),
+    )
+}
+
+pub async fn accounts(
+    Extension(state): Extension<Arc<PortalState>>,
+    Extension(ctx): Extension<PortalContext>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = caller!(ops::ACCOUNTS_LIST, state, ctx, headers);
+    let store = caller.state.sessions().directory().store().clone();
+    let accounts = try_store!(caller, store.accounts().await);
+    caller.ok(StatusCode::OK, json!({ "accounts": accounts }))
+}
+
+pub async fn put_account(
+    Extension(state): Extension<Arc<PortalState>>,
+    Extension(ctx): Extension<PortalContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let caller = caller!(ops::ACCOUNT_PUT, state, ctx, headers);
+    let account: AccountEntry = match parse_body(&caller, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let id_ok = !account.id.is_empty()
+        && account.id.len() <= 128
+        && account
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/');
+    if !id_ok || account.name.trim().is_empty() {
+        return caller
+            .bad_request("id must be 1-128 visible characters without '/', name non-empty");
+    }
+    let store = caller.state.sessions().directory().store().clone();
+    try_store!(
+        caller,
+        store
+            .put_account(&account, &caller.actor(), caller.now)
+            .await
+    );
+    caller.ok(StatusCode::OK, json!(account))
+}
