@@ -60,7 +60,7 @@ auth = "session"
     )
 }
 
-fn issuer_section() -> String {
+pub(crate) fn issuer_section() -> String {
     let jwks = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/jwt/testdata/jwks.json");
     format!(
         r#"[[issuers]]
@@ -492,7 +492,7 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-fn sign(alg: jsonwebtoken::Algorithm, kid: &str, claims: Value) -> String {
+pub(crate) fn sign(alg: jsonwebtoken::Algorithm, kid: &str, claims: Value) -> String {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/jwt/testdata");
     let key = match alg {
         jsonwebtoken::Algorithm::ES256 => {
@@ -507,7 +507,7 @@ fn sign(alg: jsonwebtoken::Algorithm, kid: &str, claims: Value) -> String {
     jsonwebtoken::encode(&header, &claims, &key).unwrap()
 }
 
-fn claims(email: &str, iss: &str, aud: &str, exp: i64) -> Value {
+pub(crate) fn claims(email: &str, iss: &str, aud: &str, exp: i64) -> Value {
     serde_json::json!({ "iss": iss, "aud": aud, "exp": exp, "iat": now(), "email": email, "sub": "x" })
 }
 

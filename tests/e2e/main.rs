@@ -9,6 +9,7 @@ mod dataplane;
 mod explain;
 mod identity;
 mod identity_clock;
+mod lifecycle;
 mod lifecycle_ops;
 mod policy;
 mod ratelimit;
