@@ -15,6 +15,7 @@ mod activity;
 mod audit;
 mod changes;
 mod import;
+mod lifecycle;
 mod review;
 
 /// Override with `PARTNERGATE_TEST_POSTGRES` (a URL without a query string).
