@@ -442,7 +442,7 @@ impl ProxyHttp for Gateway {
             }
         }
         if ctx.path == RESERVED_PREFIX || ctx.path.starts_with("/.partnergate/") {
-            if session.req_header().method == http::Method::POST && ctx.path == LOGIN_PATH {
+            if session.req_header().method == http::Method::POST && public_form(&ctx.path) {
                 if let Some(ip) = ctx.client_ip {
                     let limit = Limit {
                         limiter: snapshot.ratelimits.login(),
@@ -764,4 +764,13 @@ mod tests {
         Downstream,
         Internal,
     }
+}
+
+/// The public forms that anyone can post without a session: sign-in, the registration
+/// request and invitation acceptance. They share the per-IP `login.rate_limit_per_ip`
+/// (password guessing, registration spam, token guessing).
+fn public_form(path: &str) -> bool {
+    path == LOGIN_PATH
+        || path == "/.partnergate/register"
+        || path.starts_with("/.partnergate/invite/")
 }
