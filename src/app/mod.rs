@@ -3,6 +3,7 @@
 mod audit_cmd;
 mod directory_cmd;
 mod explain;
+mod fanout;
 mod reload;
 mod review_cmd;
 mod serve;

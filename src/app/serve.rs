@@ -86,7 +86,9 @@ pub fn run(path: &Path) -> Result<(), StartError> {
         shared.services.sessions.clone(),
         metrics.directory_changes_applied.clone(),
     ));
-    background.spawn(watcher.run());
+    let fanout = (shared.snapshot().config.redis.as_ref())
+        .and_then(|r| super::fanout::Fanout::new(&r.url, &r.key_prefix));
+    background.spawn(watcher.with_fanout(fanout).run());
     background.block_on(super::services::gauges(&shared));
     let reloader = Arc::new(Reloader::new(
         path.to_path_buf(),

@@ -116,7 +116,10 @@ pub async fn upkeep(shared: Arc<Shared>) {
             let now = services.sessions.clock().now();
             match services.directory.store().sweep_expired_grants(now).await {
                 Ok(g) if g.is_empty() => {}
-                Ok(g) => tracing::info!("grant sweep: removed {} expired grant(s)", g.len()),
+                Ok(g) => {
+                    tracing::info!("grant sweep: removed {} expired grant(s)", g.len());
+                    services.directory.changed_here();
+                }
                 Err(e) => tracing::warn!("grant sweep: {e}"),
             }
         }
@@ -131,11 +134,14 @@ pub async fn upkeep(shared: Arc<Shared>) {
             let store = services.directory.store();
             match directory::sweep_inactive(store.as_ref(), now, inactive_after).await {
                 Ok(ids) if ids.is_empty() => {}
-                Ok(ids) => tracing::info!(
-                    "inactivity sweep: disabled {} user(s) without a login for {}s",
-                    ids.len(),
-                    inactive_after.as_secs()
-                ),
+                Ok(ids) => {
+                    tracing::info!(
+                        "inactivity sweep: disabled {} user(s) without a login for {}s",
+                        ids.len(),
+                        inactive_after.as_secs()
+                    );
+                    services.directory.changed_here();
+                }
                 Err(e) => tracing::warn!("inactivity sweep: {e}"),
             }
         }

@@ -19,6 +19,8 @@ use prometheus::IntCounter;
 use tokio::sync::Notify;
 
 use crate::directory::{Change, ChangeTarget, Directory, Store, StoreResult};
+
+use super::fanout::Fanout;
 use crate::session::Sessions;
 
 /// Poll interval without a push channel (SQLite, or PostgreSQL while LISTEN is down).
@@ -41,6 +43,8 @@ pub struct Watcher {
     last: Option<i64>,
     /// The last sync failed (warned once per outage).
     failing: bool,
+    /// Redis pub/sub fan-out, with `[redis]`.
+    fanout: Option<Arc<Fanout>>,
 }
 
 impl Watcher {
@@ -64,7 +68,14 @@ impl Watcher {
             applied,
             last,
             failing: false,
+            fanout: None,
         }
+    }
+
+    /// Also wake on, and announce local changes to, the Redis channel.
+    pub fn with_fanout(mut self, fanout: Option<Arc<Fanout>>) -> Self {
+        self.fanout = fanout;
+        self
     }
 
     /// The last change seq applied.
@@ -76,8 +87,11 @@ impl Watcher {
     /// Run until the runtime stops: wait for a wake-up or the poll interval, then apply
     /// whatever is new.
     pub async fn run(mut self) {
-        let wake = Arc::new(Notify::new());
+        let wake = self.directory.watcher_wake();
         let listening = Arc::new(AtomicBool::new(false));
+        if let Some(fanout) = &self.fanout {
+            tokio::spawn(fanout.clone().subscribe(wake.clone()));
+        }
         tokio::spawn(listen(
             self.directory.store().clone(),
             wake.clone(),
@@ -101,8 +115,15 @@ impl Watcher {
     /// per outage) and retried on the next wake-up; the last seq only moves forward over
     /// changes that were applied.
     pub async fn sync(&mut self) -> usize {
+        let local = self.directory.take_local_change();
         match self.try_sync().await {
             Ok(n) => {
+                // Announce what this process wrote; changes that arrived from elsewhere
+                // were announced by their writer (no echo between instances).
+                if let (true, Some(fanout), Some(last)) = (local && n > 0, &self.fanout, self.last)
+                {
+                    fanout.publish(last).await;
+                }
                 if self.failing {
                     tracing::info!("directory changes: reading them again");
                     self.failing = false;

@@ -73,6 +73,10 @@ pub struct Directory {
     counters: CacheCounters,
     /// user id → last request time, waiting to be written by [`Directory::flush_activity`].
     seen: Mutex<Vec<(String, Timestamp)>>,
+    /// Wakes this process's change watcher (see [`Directory::changed_here`]).
+    watcher_wake: Arc<tokio::sync::Notify>,
+    /// A change was written by this process since the watcher last looked.
+    local_change: std::sync::atomic::AtomicBool,
 }
 
 impl Directory {
@@ -98,11 +102,31 @@ impl Directory {
             generation: AtomicU64::new(1),
             counters,
             seen: Mutex::new(Vec::new()),
+            watcher_wake: Arc::new(tokio::sync::Notify::new()),
+            local_change: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// This process wrote a directory change (the admin API, a sweep): wake the change
+    /// watcher now, which applies it and announces it to the other instances (Redis
+    /// fan-out), instead of at its next poll.
+    pub fn changed_here(&self) {
+        self.local_change.store(true, Ordering::Release);
+        self.watcher_wake.notify_one();
+    }
+
+    /// Whether [`Directory::changed_here`] was called since the last call of this.
+    pub fn take_local_change(&self) -> bool {
+        self.local_change.swap(false, Ordering::AcqRel)
+    }
+
+    /// The wake-up of this process's change watcher.
+    pub fn watcher_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.watcher_wake.clone()
     }
 
     /// Bumped by every invalidation; signed assertions are reused only within one.

@@ -211,12 +211,14 @@ impl Caller {
         let sessions = self.state.sessions();
         sessions.directory().invalidate_user(user_id);
         sessions.forget_user_cached(user_id);
+        sessions.directory().changed_here();
     }
 
     pub fn forget_org(&self, org_id: &str) {
         let sessions = self.state.sessions();
         sessions.directory().invalidate_org(org_id);
         sessions.forget_all_cached();
+        sessions.directory().changed_here();
     }
 }
 
