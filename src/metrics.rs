@@ -32,6 +32,9 @@ pub mod names {
     /// Not in CONTRACT §4: directory changes (suspensions, revocations, imports) this
     /// instance has applied to its caches.
     pub const DIRECTORY_CHANGES_APPLIED_TOTAL: &str = "partnergate_directory_changes_applied_total";
+    /// Not in CONTRACT §4: WebSocket connections and HTTP/2 (and event-stream) responses
+    /// cut because their user was revoked (CONTRACT §7).
+    pub const STREAMS_CLOSED_TOTAL: &str = "partnergate_streams_closed_total";
 }
 
 /// Label names used by the metrics above.
@@ -86,6 +89,7 @@ pub struct Metrics {
     pub ratelimit_rejections: IntCounterVec,
     pub ratelimit_fallbacks: IntCounterVec,
     pub directory_changes_applied: IntCounter,
+    pub streams_closed: IntCounter,
     registry: Registry,
 }
 
@@ -169,6 +173,10 @@ impl Metrics {
             directory_changes_applied: reg.counter(
                 names::DIRECTORY_CHANGES_APPLIED_TOTAL,
                 "Directory changes (suspensions, revocations, imports) applied to this instance's caches.",
+            ),
+            streams_closed: reg.counter(
+                names::STREAMS_CLOSED_TOTAL,
+                "Open WebSocket connections and streamed responses closed because their user is no longer allowed (suspended, logged out everywhere, access revoked).",
             ),
             registry,
         };
@@ -455,6 +463,7 @@ mod tests {
             names::ACCESS_LOG_DROPPED_TOTAL,
             names::RATELIMIT_FALLBACKS_TOTAL,
             names::DIRECTORY_CHANGES_APPLIED_TOTAL,
+            names::STREAMS_CLOSED_TOTAL,
         ];
         let distinct: std::collections::HashSet<_> = all.iter().collect();
         let text = Metrics::new().encode();

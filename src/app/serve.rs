@@ -84,6 +84,7 @@ pub fn run(path: &Path) -> Result<(), StartError> {
     let watcher = background.block_on(super::watcher::Watcher::start(
         shared.services.directory.clone(),
         shared.services.sessions.clone(),
+        shared.services.streams.clone(),
         metrics.directory_changes_applied.clone(),
     ));
     let fanout = (shared.snapshot().config.redis.as_ref())

@@ -66,6 +66,7 @@ pub fn build(
     Ok(Services {
         directory,
         sessions,
+        streams: crate::proxy::Streams::new(metrics.streams_closed.clone()),
         portal: portal::router(state),
         background: runtime.handle().clone(),
     })

@@ -9,6 +9,10 @@
 //!   watcher polls every [`POLL`] and reconnects it with backoff.
 //! - SQLite: a poll of the change head every [`POLL`] (one indexed one-row read).
 //!
+//! After the caches, the open streams (WebSocket, HTTP/2, event streams) of the users and
+//! orgs named are re-checked and those no longer allowed are closed
+//! ([`crate::proxy::Streams::revoke`]).
+//!
 //! Nothing here is on the request path: the proxy only sees caches that got smaller.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,10 +22,11 @@ use std::time::Duration;
 use prometheus::IntCounter;
 use tokio::sync::Notify;
 
-use crate::directory::{Change, ChangeTarget, Directory, Store, StoreResult};
+use crate::directory::{changes, Change, ChangeTarget, Directory, Store, StoreResult};
+use crate::proxy::Streams;
+use crate::session::Sessions;
 
 use super::fanout::Fanout;
-use crate::session::Sessions;
 
 /// Poll interval without a push channel (SQLite, or PostgreSQL while LISTEN is down).
 pub const POLL: Duration = Duration::from_millis(250);
@@ -37,7 +42,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 pub struct Watcher {
     directory: Arc<Directory>,
     sessions: Arc<Sessions>,
+    streams: Arc<Streams>,
     applied: IntCounter,
+    /// What the changes applied since the last stream re-check touched.
+    touched: Vec<ChangeTarget>,
     /// The last change seq applied; `None` until the first successful read (then
     /// everything cached is dropped, since what changed before is unknown).
     last: Option<i64>,
@@ -53,6 +61,7 @@ impl Watcher {
     pub async fn start(
         directory: Arc<Directory>,
         sessions: Arc<Sessions>,
+        streams: Arc<Streams>,
         applied: IntCounter,
     ) -> Watcher {
         let last = match directory.store().latest_change_seq().await {
@@ -65,7 +74,9 @@ impl Watcher {
         Watcher {
             directory,
             sessions,
+            streams,
             applied,
+            touched: Vec::new(),
             last,
             failing: false,
             fanout: None,
@@ -111,12 +122,15 @@ impl Watcher {
         }
     }
 
-    /// Read and apply every change after the last applied one. Errors are logged (once
-    /// per outage) and retried on the next wake-up; the last seq only moves forward over
-    /// changes that were applied.
+    /// Read and apply every change after the last applied one, then close the open
+    /// streams they revoked. Errors are logged (once per outage) and retried on the next
+    /// wake-up; the last seq only moves forward over changes that were applied.
     pub async fn sync(&mut self) -> usize {
         let local = self.directory.take_local_change();
-        match self.try_sync().await {
+        let result = self.try_sync().await;
+        // Also after an error: what was applied before it is re-checked now.
+        self.close_revoked_streams().await;
+        match result {
             Ok(n) => {
                 // Announce what this process wrote; changes that arrived from elsewhere
                 // were announced by their writer (no echo between instances).
@@ -182,8 +196,32 @@ impl Watcher {
         Ok(applied)
     }
 
-    fn apply(&self, change: &Change) {
+    /// Re-check the open streams the applied changes touched; the ones no longer allowed
+    /// are closed.
+    async fn close_revoked_streams(&mut self) {
+        if self.touched.is_empty() {
+            return;
+        }
+        let targets = changes::normalized(std::mem::take(&mut self.touched));
+        if self.streams.is_empty() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let closed = self
+            .streams
+            .revoke(&targets, &self.directory, &self.sessions)
+            .await;
+        if closed > 0 {
+            tracing::info!(
+                "directory changes: closed {closed} open stream(s) in {:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    fn apply(&mut self, change: &Change) {
         tracing::debug!("directory change {}: {:?}", change.seq, change.target);
+        self.touched.push(change.target.clone());
         match &change.target {
             ChangeTarget::User(id) => {
                 self.directory.invalidate_user(id);
@@ -198,8 +236,9 @@ impl Watcher {
         self.applied.inc();
     }
 
-    fn drop_everything(&self, why: &str) {
+    fn drop_everything(&mut self, why: &str) {
         tracing::debug!("directory changes: dropping every cached identity and session ({why})");
+        self.touched.push(ChangeTarget::All);
         self.directory.invalidate_all();
         self.sessions.forget_all_cached();
     }
@@ -298,7 +337,8 @@ roles = ["partner-user"]
         ));
         let sessions = Arc::new(Sessions::new(cache.clone(), crate::clock::system(), 100));
         let applied = counter("applied");
-        let mut watcher = Watcher::start(cache.clone(), sessions, applied.clone()).await;
+        let streams = Streams::new(counter("closed"));
+        let mut watcher = Watcher::start(cache.clone(), sessions, streams, applied.clone()).await;
         assert_eq!(watcher.sync().await, 0);
         let start = watcher.last_seq().expect("head read");
 

@@ -12,6 +12,7 @@
 mod assertion;
 mod dashboards;
 mod echo;
+mod events;
 mod identity;
 mod pages;
 mod websocket;
@@ -83,6 +84,7 @@ fn routes(state: PortalState) -> Router {
         .route("/debug/slow", get(echo::slow))
         .route("/healthz", get(healthz))
         .route("/ws", get(websocket::upgrade))
+        .route("/events", get(events::events))
         .fallback(not_found)
         .with_state(state)
 }

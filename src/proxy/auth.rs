@@ -54,7 +54,11 @@ pub async fn authenticate(
         Credentials::Session(token) => {
             let idle = snapshot.config.session.idle_timeout;
             match services.sessions.resolve(token, idle).await? {
-                SessionState::Valid(live) => live.user_id.clone(),
+                SessionState::Valid(live) => {
+                    let user_id = live.user_id.clone();
+                    ctx.session = Some(live);
+                    user_id
+                }
                 other => return Err(unauthenticated(other.reason())),
             }
         }

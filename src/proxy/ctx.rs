@@ -1,12 +1,15 @@
 //! The per-request context: what earlier phases found, for later phases and the log.
 
 use std::net::IpAddr;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::directory::CachedIdentity;
+use crate::session::LiveSession;
 
 use super::state::{InflightGuard, Snapshot};
+use super::streams::{Conn, Tracked};
 use super::upstream::UpstreamPool;
 
 /// The outcome label of CONTRACT §4 `decision`.
@@ -67,6 +70,15 @@ pub struct RequestCtx {
     pub identity: Option<Arc<CachedIdentity>>,
     /// Authenticated by a bearer token (its Authorization header is not forwarded).
     pub bearer: bool,
+    /// The session that authenticated the request (session cookie).
+    pub session: Option<Arc<LiveSession>>,
+    /// The upstream connection of this attempt if pingora opened a new one for it.
+    pub upstream_conn: Option<Arc<Conn>>,
+    /// The upstream socket of the current attempt.
+    pub upstream_fd: Option<RawFd>,
+    /// Registered while a long-lived request (WebSocket, HTTP/2, event stream) runs, so a
+    /// revocation can close it.
+    pub stream: Option<Tracked>,
     /// For the access log: the user's email and org id, once known.
     pub user: Option<String>,
     pub org: Option<String>,
@@ -97,6 +109,10 @@ impl RequestCtx {
             forwarded: Forwarded::default(),
             identity: None,
             bearer: false,
+            session: None,
+            upstream_conn: None,
+            upstream_fd: None,
+            stream: None,
             user: None,
             org: None,
             _inflight: inflight,

@@ -8,6 +8,7 @@ mod reserved;
 mod respond;
 mod sni;
 mod state;
+pub mod streams;
 pub mod upstream;
 
 use std::net::IpAddr;
@@ -24,6 +25,7 @@ use pingora::ErrorType;
 pub use ctx::{Decision, RequestCtx};
 pub use sni::SniCapture;
 pub use state::{InflightGuard, Services, Shared, Snapshot};
+pub use streams::Streams;
 
 use auth::Refusal;
 
@@ -338,6 +340,35 @@ impl Gateway {
         }
     }
 
+    /// Register the request as a stream of its user, so that a revocation closes it
+    /// (CONTRACT §7); only for authenticated requests.
+    fn track_stream(&self, session: &Session, ctx: &mut RequestCtx) {
+        let (Some(entry), Some(fd)) = (&ctx.identity, ctx.upstream_fd) else {
+            return;
+        };
+        let streams = &self.shared.services.streams;
+        let Some(conn) = ctx.upstream_conn.clone().or_else(|| streams.conn(fd)) else {
+            tracing::debug!(request_id = %ctx.request_id, "upstream connection not known: stream not tracked");
+            return;
+        };
+        let request = match (&ctx.snapshot, ctx.route) {
+            (Some(snapshot), Some(route)) => Some(streams::RouteRequest {
+                snapshot: snapshot.clone(),
+                route,
+                method: session.req_header().method.clone(),
+                account: ctx.account.clone(),
+            }),
+            _ => None,
+        };
+        let holder = streams::Holder {
+            user_id: entry.identity.user_id.clone(),
+            org_id: entry.identity.org.id.clone(),
+            session: ctx.session.as_ref().map(|s| s.id_hash.clone()),
+            request,
+        };
+        ctx.stream = streams.track(conn, holder);
+    }
+
     /// Metrics and the access-log line; the last use of `ctx`, so its strings move out.
     fn record(&self, session: &Session, ctx: &mut RequestCtx) {
         let req = session.req_header();
@@ -493,7 +524,38 @@ impl ProxyHttp for Gateway {
             .as_ref()
             .and_then(|s| s.routes.get(ctx.route?))
             .is_some_and(|r| r.websocket);
-        Ok(Box::new(pool.peer(addr, websocket)))
+        let mut peer = pool.peer(addr, websocket);
+        // Every upstream connection carries a tracer, so that a long-lived request on it
+        // (now, or later when the pooled connection is reused) can be closed safely.
+        let (conn, tracer) = self.shared.services.streams.tracer();
+        peer.options.tracer = Some(tracer);
+        ctx.upstream_conn = Some(conn);
+        Ok(Box::new(peer))
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        session: &mut Session,
+        reused: bool,
+        _peer: &HttpPeer,
+        fd: std::os::fd::RawFd,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // A retry on another connection replaces what the failed attempt registered.
+        ctx.stream = None;
+        let fresh = ctx.upstream_conn.take();
+        if !reused {
+            if let Some(conn) = &fresh {
+                self.shared.services.streams.opened(fd, conn);
+            }
+            ctx.upstream_conn = fresh;
+        }
+        ctx.upstream_fd = Some(fd);
+        if session.is_http2() || session.is_upgrade_req() {
+            self.track_stream(session, ctx);
+        }
+        Ok(())
     }
 
     async fn upstream_request_filter(
@@ -533,14 +595,33 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
-        _upstream_response: &mut ResponseHeader,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if let Some(started) = ctx.upstream_started {
             ctx.upstream_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
         }
+        // An event stream over HTTP/1 is long-lived too (HTTP/2 is tracked already).
+        if ctx.stream.is_none() && ctx.identity.is_some() && is_event_stream(upstream_response) {
+            self.track_stream(session, ctx);
+        }
         Ok(())
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        // The response is complete: forget the stream now, before pingora returns the
+        // upstream connection to the pool for another request (a cut must not reach it).
+        if end_of_stream {
+            ctx.stream = None;
+        }
+        Ok(None)
     }
 
     async fn response_filter(
@@ -670,6 +751,14 @@ fn is_websocket_upgrade(req: &RequestHeader) -> bool {
                 .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
         })
     })
+}
+
+fn is_event_stream(resp: &ResponseHeader) -> bool {
+    resp.headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
 }
 
 fn strip_path_prefix<'a>(path: &'a str, prefix: &str) -> &'a str {

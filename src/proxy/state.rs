@@ -146,6 +146,8 @@ fn same_upstream(a: &crate::config::UpstreamConfig, b: &crate::config::UpstreamC
 pub struct Services {
     pub directory: Arc<Directory>,
     pub sessions: Arc<Sessions>,
+    /// Upstream connections and the long-lived requests on them (closed on revocation).
+    pub streams: Arc<super::streams::Streams>,
     /// The gateway's own pages (`/.partnergate/…`).
     pub portal: axum::Router,
     /// The background runtime: directory I/O and the portal run there.

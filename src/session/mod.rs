@@ -191,6 +191,17 @@ impl Sessions {
         }
     }
 
+    /// Whether the session `id_hash` still exists (this cache, else the directory); expiry
+    /// is not looked at. Used to re-check open streams after a directory change: a user's
+    /// sessions are only deleted together with a change for the user (logout everywhere,
+    /// suspension), which drops them from this cache first.
+    pub async fn exists(&self, id_hash: &str) -> StoreResult<bool> {
+        if self.cache.contains_key(id_hash) {
+            return Ok(true);
+        }
+        Ok(self.load(id_hash).await?.is_some())
+    }
+
     /// Start a session for `user_id` (a new random token every time).
     pub async fn create(&self, user_id: &str, absolute: Duration) -> StoreResult<NewSession> {
         let token = new_token();

@@ -15,3 +15,4 @@ mod policy;
 mod ratelimit;
 mod review;
 mod revocation;
+mod streams;

@@ -133,7 +133,8 @@ async fn suspending_an_org_refuses_its_users_on_every_postgres_instance() {
     assert!(applied >= 2.0, "{metrics}");
 }
 
-fn import(gw: &Gateway, toml: &str) {
+/// `partnergate directory import` of `toml` into `gw`'s directory (the CLI, another process).
+pub fn import(gw: &Gateway, toml: &str) {
     let file = gw.dir.path().join("change.toml");
     std::fs::write(&file, toml).unwrap();
     let out = Command::new(BIN)
