@@ -573,3 +573,50 @@ pub fn hidden_value(html: &str, name: &str) -> Option<String> {
     let end = html[start..].find('"')? + start;
     Some(html[start..end].to_string())
 }
+
+/// A client WebSocket through the gateway.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Open a WebSocket at `url` (with an optional `Cookie` header) and have it echo `hello`
+/// once (the demo portal's `/ws` echoes).
+///
+/// pingora 0.9.1 sometimes tears an upgraded connection down right after the 101, when
+/// the upstream's 101 is read before the upgrade request's own (empty) body end
+/// (cloudflare/pingora#946; more likely on a loaded machine). Such a connection never
+/// carried a message: it is opened again, at most twice. A connection that echoed once
+/// is established, so a later close is not that.
+pub async fn open_ws(url: &str, cookie: Option<&str>, hello: &str) -> Ws {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut request = url.into_client_request().expect("ws url");
+        if let Some(cookie) = cookie {
+            request
+                .headers_mut()
+                .insert("cookie", cookie.parse().expect("cookie header"));
+        }
+        let (mut ws, resp) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("websocket handshake");
+        assert_eq!(resp.status(), 101);
+        let sent = ws.send(Message::Text(hello.into())).await;
+        let reply = match sent {
+            Ok(()) => tokio::time::timeout(Duration::from_secs(5), ws.next())
+                .await
+                .expect("echo in time"),
+            Err(e) => Some(Err(e)),
+        };
+        match reply {
+            Some(Ok(Message::Text(text))) if text.as_str() == hello => return ws,
+            Some(Ok(other)) => panic!("unexpected first message {other:?}"),
+            torn_down if attempt < 3 => {
+                eprintln!("WebSocket closed right after the upgrade ({torn_down:?}); again");
+            }
+            other => panic!("WebSocket closed right after the upgrade, {attempt} times: {other:?}"),
+        }
+    }
+}

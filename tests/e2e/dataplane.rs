@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{
-    client, free_addr, metric_sum, portal_upstream, raw, tls_client, GatewayBuilder, Portal,
+    client, free_addr, metric_sum, open_ws, portal_upstream, raw, tls_client, GatewayBuilder,
+    Portal,
 };
 
 fn catch_all(portal: std::net::SocketAddr) -> String {
@@ -284,11 +285,8 @@ async fn websocket_only_where_the_route_allows_it() {
         portal_upstream(portal.addr)
     );
     let gw = GatewayBuilder::new(body).start().await;
-    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}/ws", gw.http))
-        .await
-        .expect("websocket on an allowing route");
-    assert_eq!(resp.status(), 101);
-    ws.send(Message::Text("hello partner".into()))
+    let mut ws = open_ws(&format!("ws://{}/ws", gw.http), None, "hello partner").await;
+    ws.send(Message::Text("and again".into()))
         .await
         .expect("send");
     let reply = tokio::time::timeout(Duration::from_secs(5), ws.next())
@@ -301,7 +299,7 @@ async fn websocket_only_where_the_route_allows_it() {
             .into_text()
             .expect("text")
             .as_str(),
-        "hello partner"
+        "and again"
     );
     let refused = tokio_tungstenite::connect_async(format!("ws://{}/blocked/ws", gw.http)).await;
     match refused {

@@ -8,10 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use partnergate::directory::{self, AuditActor, OrgStatus, Store};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::common::*;
 use crate::policy::logged_in;
@@ -21,8 +18,6 @@ use crate::revocation::import;
 const LIMIT: Duration = Duration::from_secs(5);
 /// A tick interval no test waits for: a stream that ends did not end by itself.
 const SILENT_MS: u64 = 600_000;
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 fn body(portal: std::net::SocketAddr, directory: &str) -> String {
     format!(
@@ -48,40 +43,14 @@ async fn set_org(store: &dyn Store, status: OrgStatus) {
 }
 
 /// A WebSocket to the portal's echo through `gw`, with `b`'s session, that has echoed
-/// `hello` once.
-///
-/// pingora 0.9.1 sometimes tears an upgraded connection down right after the 101, when
-/// the upstream's 101 is read before the upgrade request's own (empty) body end
-/// (cloudflare/pingora#946; more likely on a loaded machine). Such a connection never
-/// carried a message: it is opened again, at most twice. A connection that echoed once
-/// is established, so a later close is not that.
-async fn open_ws(gw: &Gateway, b: &Browser, hello: &str) -> Ws {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut request = format!("ws://{}/ws", gw.http)
-            .into_client_request()
-            .unwrap();
-        request
-            .headers_mut()
-            .insert("cookie", b.cookie_header().parse().unwrap());
-        let (mut ws, resp) = tokio_tungstenite::connect_async(request).await.unwrap();
-        assert_eq!(resp.status(), 101);
-        ws.send(Message::Text(hello.into())).await.unwrap();
-        match tokio::time::timeout(LIMIT, ws.next())
-            .await
-            .expect("echo in time")
-        {
-            Some(Ok(reply)) => {
-                assert_eq!(reply.into_text().unwrap().as_str(), hello);
-                return ws;
-            }
-            torn_down if attempt < 3 => {
-                eprintln!("WebSocket closed right after the upgrade ({torn_down:?}); again");
-            }
-            other => panic!("WebSocket closed right after the upgrade, {attempt} times: {other:?}"),
-        }
-    }
+/// `hello` once (see [`open_ws`] for the pingora upgrade race it tolerates).
+async fn ws_of(gw: &Gateway, b: &Browser, hello: &str) -> Ws {
+    open_ws(
+        &format!("ws://{}/ws", gw.http),
+        Some(&b.cookie_header()),
+        hello,
+    )
+    .await
 }
 
 async fn echo(ws: &mut Ws, text: &str) {
@@ -168,8 +137,8 @@ async fn suspending_an_org_closes_its_websockets_and_event_streams_on_sqlite() {
         .await;
     let bob = logged_in(&gw, "bob@acme.example").await;
     let carol = logged_in(&gw, "carol@brightpath.example").await;
-    let mut bob_ws = open_ws(&gw, &bob, "hello from bob").await;
-    let mut carol_ws = open_ws(&gw, &carol, "hello from carol").await;
+    let mut bob_ws = ws_of(&gw, &bob, "hello from bob").await;
+    let mut carol_ws = ws_of(&gw, &carol, "hello from carol").await;
     // An event stream over HTTP/1 that sends nothing after its first event.
     let mut bob_events = open_events(&bob, SILENT_MS, false).await;
     assert_eq!(bob_events.version(), reqwest::Version::HTTP_11);
@@ -205,10 +174,10 @@ async fn suspending_an_org_closes_its_websockets_on_every_postgres_instance() {
     let alice = logged_in(&a, "alice@acme.example").await;
     let carol = logged_in(&a, "carol@brightpath.example").await;
     // The sessions live in the shared directory: the same cookies work on b.
-    let mut bob_a = open_ws(&a, &bob, "bob on a").await;
-    let mut bob_b = open_ws(&b, &bob, "bob on b").await;
-    let mut alice_b = open_ws(&b, &alice, "alice on b").await;
-    let mut carol_b = open_ws(&b, &carol, "carol on b").await;
+    let mut bob_a = ws_of(&a, &bob, "bob on a").await;
+    let mut bob_b = ws_of(&b, &bob, "bob on b").await;
+    let mut alice_b = ws_of(&b, &alice, "alice on b").await;
+    let mut carol_b = ws_of(&b, &carol, "carol on b").await;
 
     let store = directory::connect(&schema.url).await.unwrap();
     let called = Instant::now();
@@ -279,8 +248,8 @@ async fn logging_out_everywhere_closes_that_users_streams_and_an_import_closes_n
         .await;
     let bob = logged_in(&gw, "bob@acme.example").await;
     let alice = logged_in(&gw, "alice@acme.example").await;
-    let mut bob_ws = open_ws(&gw, &bob, "bob").await;
-    let mut alice_ws = open_ws(&gw, &alice, "alice").await;
+    let mut bob_ws = ws_of(&gw, &bob, "bob").await;
+    let mut alice_ws = ws_of(&gw, &alice, "alice").await;
 
     // Re-importing the directory touches everyone (it defines roles) and revokes
     // nothing: every stream is re-checked, none is closed.
