@@ -763,3 +763,37 @@ async fn the_openapi_document_matches_the_served_api_and_bearer_tokens_work() {
     assert_eq!(records[0]["action"], "account.put");
     assert_eq!(records[0]["actor_email"], "owner@northwind.example");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_fan_out_carries_an_api_suspension_to_another_instance_on_one_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/directory.db", dir.path().display());
+    let prefix = format!("fanout{:08x}:", rand::random::<u32>());
+    let redis = format!("[redis]\nurl = \"redis://127.0.0.1:6379\"\nkey_prefix = \"{prefix}\"\n");
+    let (portal, a) = start_policy_gateway(&url, &redis).await;
+    let body = format!(
+        "{}\n[directory]\nurl = \"{url}\"\n{redis}\n{}",
+        portal_upstream(portal.addr),
+        crate::policy::policy_routes()
+    );
+    let b = GatewayBuilder::new(body).start().await;
+    let owner = logged_in(&a, "owner@northwind.example").await;
+    let bob_b = logged_in(&b, "bob@acme.example").await;
+    assert_eq!(status_of(&bob_b, "GET", "/deals").await, 200);
+    let bob_id = user_id(&owner, "acme", "bob@acme.example").await;
+
+    let (status, _) = api(&owner, "POST", &format!("/users/{bob_id}/suspend"), None).await;
+    assert_eq!(status, 200);
+    let started = Instant::now();
+    while status_of(&bob_b, "GET", "/deals").await == 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "instance b still lets bob in"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    eprintln!(
+        "lifecycle: API suspend on instance a → refusal on instance b (SQLite + Redis fan-out) after {:?}",
+        started.elapsed()
+    );
+}
