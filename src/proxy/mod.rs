@@ -793,6 +793,15 @@ fn peer_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
+/// The public forms that anyone can post without a session: sign-in, the registration
+/// request and invitation acceptance. They share the per-IP `login.rate_limit_per_ip`
+/// (password guessing, registration spam, token guessing).
+fn public_form(path: &str) -> bool {
+    path == LOGIN_PATH
+        || path == "/.partnergate/register"
+        || path.starts_with("/.partnergate/invite/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -853,13 +862,4 @@ mod tests {
         Downstream,
         Internal,
     }
-}
-
-/// The public forms that anyone can post without a session: sign-in, the registration
-/// request and invitation acceptance. They share the per-IP `login.rate_limit_per_ip`
-/// (password guessing, registration spam, token guessing).
-fn public_form(path: &str) -> bool {
-    path == LOGIN_PATH
-        || path == "/.partnergate/register"
-        || path.starts_with("/.partnergate/invite/")
 }

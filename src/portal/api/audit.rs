@@ -1,30 +1,24 @@
 //! The access review with reviewer decisions, and the audit log with its JSON-lines export.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::Path;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::directory::{AuditFilter, ReviewDecision};
 use crate::lifecycle::Refusal;
 
-use super::super::{with_outcome, PortalContext, PortalOutcome, PortalState};
-use super::orgs::{caller, try_store, QueryMap};
+use super::super::{with_outcome, PortalOutcome};
+use super::orgs::QueryMap;
 use super::users::{review_params, user_to_manage};
-use super::{authorize, ops, parse_body, parse_time};
+use super::{ops, parse_time, ApiRequest};
 
-pub async fn review(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-) -> Response {
-    let caller = caller!(ops::REVIEW_GET, state, ctx, headers);
+pub async fn review(req: ApiRequest) -> Response {
+    let caller = caller!(ops::REVIEW_GET, req);
     let params = review_params(&caller);
     let store = caller.state.sessions().directory().store().clone();
     let rows = try_store!(caller, store.review(&params).await);
@@ -57,18 +51,9 @@ struct DecisionBody {
     note: Option<String>,
 }
 
-pub async fn decide(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    Path(user_id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let caller = caller!(ops::REVIEW_DECIDE, state, ctx, headers);
-    let body: DecisionBody = match parse_body(&caller, &body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn decide(req: ApiRequest, Path(user_id): Path<String>, body: Bytes) -> Response {
+    let caller = caller!(ops::REVIEW_DECIDE, req);
+    let body: DecisionBody = json_body!(caller, body);
     let Some(decision) = ReviewDecision::parse(&body.decision) else {
         return caller.bad_request("decision must be keep or revoke");
     };
@@ -104,13 +89,8 @@ pub async fn decide(
     )
 }
 
-pub async fn list(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    axum::extract::Query(q): QueryMap,
-) -> Response {
-    let caller = caller!(ops::AUDIT_LIST, state, ctx, headers);
+pub async fn list(req: ApiRequest, axum::extract::Query(q): QueryMap) -> Response {
+    let caller = caller!(ops::AUDIT_LIST, req);
     let mut filter = match audit_filter(&q) {
         Ok(f) => f,
         Err(m) => return caller.bad_request(&m),
@@ -126,7 +106,8 @@ pub async fn list(
     let store = caller.state.sessions().directory().store().clone();
     let records = try_store!(caller, store.audit_list(&filter).await);
     let jsonl = q.get("format").is_some_and(|f| f == "jsonl")
-        || headers
+        || req
+            .headers
             .get(header::ACCEPT)
             .and_then(|a| a.to_str().ok())
             .is_some_and(|a| a.contains("application/x-ndjson"));

@@ -1,12 +1,9 @@
 //! Client-account grants (seed: partner employee access to client accounts) and accounts.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::Path;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -14,18 +11,12 @@ use crate::config::AccountLevel;
 use crate::directory::data::AccountEntry;
 use crate::directory::GrantChange;
 
-use super::super::{PortalContext, PortalState};
-use super::orgs::{caller, org_in_scope, try_store};
+use super::orgs::org_in_scope;
 use super::users::{identity_json, user_to_manage};
-use super::{authorize, ops, parse_body, parse_time, rfc3339};
+use super::{ops, parse_time, rfc3339, ApiRequest};
 
-pub async fn list(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    Path(user_id): Path<String>,
-) -> Response {
-    let caller = caller!(ops::GRANTS_LIST, state, ctx, headers);
+pub async fn list(req: ApiRequest, Path(user_id): Path<String>) -> Response {
+    let caller = caller!(ops::GRANTS_LIST, req);
     let store = caller.state.sessions().directory().store().clone();
     let identity = match store.identity(&user_id).await {
         Ok(Some(i)) => i,
@@ -62,17 +53,12 @@ struct GrantBody {
 }
 
 pub async fn put(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
+    req: ApiRequest,
     Path((user_id, account)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let caller = caller!(ops::GRANT_PUT, state, ctx, headers);
-    let body: GrantBody = match parse_body(&caller, &body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let caller = caller!(ops::GRANT_PUT, req);
+    let body: GrantBody = json_body!(caller, body);
     let Some(level) = AccountLevel::parse(&body.permission) else {
         return caller.bad_request("permission must be view, standard or admin");
     };
@@ -130,13 +116,8 @@ pub async fn put(
     )
 }
 
-pub async fn revoke(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    Path((user_id, account)): Path<(String, String)>,
-) -> Response {
-    let caller = caller!(ops::GRANT_REVOKE, state, ctx, headers);
+pub async fn revoke(req: ApiRequest, Path((user_id, account)): Path<(String, String)>) -> Response {
+    let caller = caller!(ops::GRANT_REVOKE, req);
     let identity = match user_to_manage(&caller, &user_id).await {
         Ok(i) => i,
         Err(r) => return r,
@@ -173,28 +154,16 @@ pub async fn revoke(
     )
 }
 
-pub async fn accounts(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-) -> Response {
-    let caller = caller!(ops::ACCOUNTS_LIST, state, ctx, headers);
+pub async fn accounts(req: ApiRequest) -> Response {
+    let caller = caller!(ops::ACCOUNTS_LIST, req);
     let store = caller.state.sessions().directory().store().clone();
     let accounts = try_store!(caller, store.accounts().await);
     caller.ok(StatusCode::OK, json!({ "accounts": accounts }))
 }
 
-pub async fn put_account(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let caller = caller!(ops::ACCOUNT_PUT, state, ctx, headers);
-    let account: AccountEntry = match parse_body(&caller, &body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn put_account(req: ApiRequest, body: Bytes) -> Response {
+    let caller = caller!(ops::ACCOUNT_PUT, req);
+    let account: AccountEntry = json_body!(caller, body);
     let id_ok = !account.id.is_empty()
         && account.id.len() <= 128
         && account

@@ -17,6 +17,39 @@
 // early with a response); boxing it would only add an allocation per refusal.
 #![allow(clippy::result_large_err)]
 
+/// `let caller = caller!(op, req);` or return the refusal.
+macro_rules! caller {
+    ($op:expr, $req:expr) => {
+        match $crate::portal::api::authorize(&$op, &$req).await {
+            Ok(caller) => caller,
+            Err(response) => return response,
+        }
+    };
+}
+
+/// `let x = try_store!(caller, expr[, target, org]);` or return the answer to the error.
+macro_rules! try_store {
+    ($caller:expr, $e:expr, $target:expr, $org:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return $caller.store_error(e, $target, $org).await,
+        }
+    };
+    ($caller:expr, $e:expr) => {
+        try_store!($caller, $e, None, None)
+    };
+}
+
+/// `let body: T = json_body!(caller, bytes);` or return the 400.
+macro_rules! json_body {
+    ($caller:expr, $body:expr) => {
+        match $crate::portal::api::parse_body(&$caller, &$body) {
+            Ok(b) => b,
+            Err(r) => return r,
+        }
+    };
+}
+
 mod audit;
 mod grants;
 pub mod openapi;
@@ -26,6 +59,8 @@ mod users;
 
 use std::sync::Arc;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -75,6 +110,32 @@ pub fn router() -> Router {
         .route("/review/{user}", post(audit::decide))
         .route("/audit", get(audit::list))
         .fallback(not_found)
+}
+
+/// What every handler needs from the request: the portal's state and context (request
+/// extensions the portal router sets) and the headers.
+pub struct ApiRequest {
+    pub state: Arc<PortalState>,
+    pub ctx: PortalContext,
+    pub headers: HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiRequest {
+    type Rejection = StatusCode;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let state = parts.extensions.get::<Arc<PortalState>>().cloned();
+        let ctx = parts.extensions.get::<PortalContext>().cloned();
+        match (state, ctx) {
+            (Some(state), Some(ctx)) => Ok(ApiRequest {
+                state,
+                ctx,
+                headers: parts.headers.clone(),
+            }),
+            // The portal router always sets both; without them, fail closed.
+            _ => Err(StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
 }
 
 /// An authenticated, authorised caller of one operation.
@@ -225,12 +286,8 @@ impl Caller {
 /// Authenticate the request and run the policy engine for `op`. `Err` is the answer:
 /// 401 without valid credentials, 403 (audited) when the policy denies, 503 when the
 /// directory cannot answer.
-pub async fn authorize(
-    op: &'static Op,
-    state: &Arc<PortalState>,
-    ctx: &PortalContext,
-    headers: &HeaderMap,
-) -> Result<Caller, Response> {
+pub async fn authorize(op: &'static Op, req: &ApiRequest) -> Result<Caller, Response> {
+    let (state, ctx, headers) = (&req.state, &req.ctx, &req.headers);
     let now = state.sessions().clock().now();
     let entry = match authenticate(state, ctx, headers, now).await {
         Ok(Some(entry)) => entry,

@@ -191,7 +191,7 @@ op!(
     "Remove a user from the org: disabled, sessions ended, grants revoked; the record stays"
 );
 op!(USER_STATUS, "setUserStatus", POST, "/users/{user}/{action}", USERS, false, "user.status", 200, None,
-    "suspend | reactivate a user, or logout (end every session): effective on the next request on every instance");
+    "suspend | reactivate a user: effective on the next request on every instance (suspension ends every session of the user)");
 op!(
     GRANTS_LIST,
     "listGrants",

@@ -1,13 +1,11 @@
 //! Orgs, registration requests and roles.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -15,46 +13,15 @@ use crate::directory::data::RoleEntry;
 use crate::directory::{NewOrg, OrgDetail, OrgPatch, OrgStatus};
 use crate::lifecycle::Refusal;
 
-use super::super::{PortalContext, PortalState};
-use super::{authorize, ops, parse_body, users, Caller};
-
-/// `let caller = caller!(op, state, ctx, headers);` or return the refusal.
-macro_rules! caller {
-    ($op:expr, $state:expr, $ctx:expr, $headers:expr) => {
-        match authorize(&$op, &$state, &$ctx, &$headers).await {
-            Ok(caller) => caller,
-            Err(response) => return response,
-        }
-    };
-}
-pub(super) use caller;
-
-/// `let x = try_store!(caller, expr, target, org);` or return the answer to the error.
-macro_rules! try_store {
-    ($caller:expr, $e:expr, $target:expr, $org:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return $caller.store_error(e, $target, $org).await,
-        }
-    };
-    ($caller:expr, $e:expr) => {
-        try_store!($caller, $e, None, None)
-    };
-}
-pub(super) use try_store;
+use super::{ops, users, ApiRequest, Caller};
 
 #[derive(Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
 }
 
-pub async fn list(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    let caller = caller!(ops::ORGS_LIST, state, ctx, headers);
+pub async fn list(req: ApiRequest, Query(q): Query<ListQuery>) -> Response {
+    let caller = caller!(ops::ORGS_LIST, req);
     let status = match q.status.as_deref().map(OrgStatus::parse) {
         Some(None) => {
             return caller.bad_request("status must be pending, active, suspended or offboarded")
@@ -89,17 +56,9 @@ struct NewOrgBody {
     contact_email: Option<String>,
 }
 
-pub async fn create(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let caller = caller!(ops::ORG_CREATE, state, ctx, headers);
-    let body: NewOrgBody = match parse_body(&caller, &body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn create(req: ApiRequest, body: Bytes) -> Response {
+    let caller = caller!(ops::ORG_CREATE, req);
+    let body: NewOrgBody = json_body!(caller, body);
     let id = body.id.unwrap_or_else(|| slug(&body.name));
     let max_grant_ttl = match body.max_grant_ttl.as_deref().map(parse_ttl).transpose() {
         Ok(t) => t,
@@ -188,13 +147,8 @@ fn parse_ttl(s: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("max_grant_ttl {s:?} is out of range"))
 }
 
-pub async fn get(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    Path(org_id): Path<String>,
-) -> Response {
-    let caller = caller!(ops::ORG_GET, state, ctx, headers);
+pub async fn get(req: ApiRequest, Path(org_id): Path<String>) -> Response {
+    let caller = caller!(ops::ORG_GET, req);
     match org_in_scope(&caller, &org_id).await {
         Ok(org) => caller.ok(StatusCode::OK, org.to_json()),
         Err(r) => r,
@@ -221,18 +175,9 @@ pub async fn org_in_scope(caller: &Caller, org_id: &str) -> Result<OrgDetail, Re
     }
 }
 
-pub async fn update(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    Path(org_id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let caller = caller!(ops::ORG_UPDATE, state, ctx, headers);
-    let fields: Map<String, Value> = match parse_body(&caller, &body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn update(req: ApiRequest, Path(org_id): Path<String>, body: Bytes) -> Response {
+    let caller = caller!(ops::ORG_UPDATE, req);
+    let fields: Map<String, Value> = json_body!(caller, body);
     let patch = match org_patch(&fields) {
         Ok(p) => p,
         Err(m) => return caller.bad_request(&m),
@@ -286,13 +231,11 @@ struct ApproveBody {
 }
 
 pub async fn status(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
+    req: ApiRequest,
     Path((org_id, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let caller = caller!(ops::ORG_STATUS, state, ctx, headers);
+    let caller = caller!(ops::ORG_STATUS, req);
     let Some((from, to)) = transition(&action) else {
         return caller.error(
             StatusCode::NOT_FOUND,
@@ -309,10 +252,7 @@ pub async fn status(
     let approve: ApproveBody = if body.is_empty() {
         ApproveBody::default()
     } else {
-        match parse_body(&caller, &body) {
-            Ok(b) => b,
-            Err(r) => return r,
-        }
+        json_body!(caller, body)
     };
     if approve.invite.is_some() && action != "approve" {
         return caller.bad_request("only approve takes an invitation");
@@ -367,12 +307,8 @@ fn transition(action: &str) -> Option<(&'static [OrgStatus], OrgStatus)> {
     })
 }
 
-pub async fn roles(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-) -> Response {
-    let caller = caller!(ops::ROLES_LIST, state, ctx, headers);
+pub async fn roles(req: ApiRequest) -> Response {
+    let caller = caller!(ops::ROLES_LIST, req);
     let store = caller.state.sessions().directory().store().clone();
     let roles = try_store!(caller, store.roles().await);
     caller.ok(StatusCode::OK, json!({ "roles": roles }))
@@ -386,18 +322,9 @@ struct RoleBody {
     delegable: bool,
 }
 
-pub async fn put_role(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    body: Bytes,
-) -> Response {
-    let caller = caller!(ops::ROLE_PUT, state, ctx, headers);
-    let body: RoleBody = match parse_body(&caller, &body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn put_role(req: ApiRequest, Path(name): Path<String>, body: Bytes) -> Response {
+    let caller = caller!(ops::ROLE_PUT, req);
+    let body: RoleBody = json_body!(caller, body);
     let word_ok = |s: &str| {
         !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_graphic() && b != b',')
     };

@@ -4,9 +4,8 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::Path;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -14,16 +13,11 @@ use crate::directory::{Identity, Invitation, NewInvitation, OrgStatus, ReviewPar
 use crate::lifecycle::{Refusal, RoleProblem};
 use crate::session::{hash_token, new_token};
 
-use super::super::{PortalContext, PortalState};
-use super::orgs::{caller, org_in_scope, try_store};
-use super::{authorize, ops, parse_body, rfc3339, Caller};
+use super::orgs::org_in_scope;
+use super::{ops, rfc3339, ApiRequest, Caller};
 
-pub async fn me(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-) -> Response {
-    let caller = caller!(ops::ME, state, ctx, headers);
+pub async fn me(req: ApiRequest) -> Response {
+    let caller = caller!(ops::ME, req);
     let mut body = identity_json(caller.identity());
     body["owner_admin"] = json!(caller.owner);
     caller.ok(StatusCode::OK, body)
@@ -55,13 +49,8 @@ pub fn identity_json(id: &Identity) -> Value {
     })
 }
 
-pub async fn list(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    Path(org_id): Path<String>,
-) -> Response {
-    let caller = caller!(ops::USERS_LIST, state, ctx, headers);
+pub async fn list(req: ApiRequest, Path(org_id): Path<String>) -> Response {
+    let caller = caller!(ops::USERS_LIST, req);
     if let Err(r) = org_in_scope(&caller, &org_id).await {
         return r;
     }
@@ -84,13 +73,8 @@ pub fn review_params(caller: &Caller) -> ReviewParams {
     )
 }
 
-pub async fn invitations(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    Path(org_id): Path<String>,
-) -> Response {
-    let caller = caller!(ops::INVITATIONS_LIST, state, ctx, headers);
+pub async fn invitations(req: ApiRequest, Path(org_id): Path<String>) -> Response {
+    let caller = caller!(ops::INVITATIONS_LIST, req);
     if let Err(r) = org_in_scope(&caller, &org_id).await {
         return r;
     }
@@ -133,18 +117,9 @@ pub struct InviteBody {
     pub roles: Vec<String>,
 }
 
-pub async fn invite(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    Path(org_id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let caller = caller!(ops::INVITE, state, ctx, headers);
-    let body: InviteBody = match parse_body(&caller, &body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn invite(req: ApiRequest, Path(org_id): Path<String>, body: Bytes) -> Response {
+    let caller = caller!(ops::INVITE, req);
+    let body: InviteBody = json_body!(caller, body);
     match create_invitation(&caller, &org_id, body).await {
         Ok(invitation) => caller.ok(StatusCode::CREATED, invitation),
         Err(r) => r,
@@ -266,13 +241,8 @@ pub async fn user_to_manage(caller: &Caller, user_id: &str) -> Result<Arc<Identi
     Ok(identity)
 }
 
-pub async fn get(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    Path(user_id): Path<String>,
-) -> Response {
-    let caller = caller!(ops::USER_GET, state, ctx, headers);
+pub async fn get(req: ApiRequest, Path(user_id): Path<String>) -> Response {
+    let caller = caller!(ops::USER_GET, req);
     match user_in_scope(&caller, &user_id).await {
         Ok(identity) => caller.ok(StatusCode::OK, identity_json(&identity)),
         Err(r) => r,
@@ -285,18 +255,9 @@ struct UserPatch {
     roles: Vec<String>,
 }
 
-pub async fn update(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    Path(user_id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let caller = caller!(ops::USER_UPDATE, state, ctx, headers);
-    let body: UserPatch = match parse_body(&caller, &body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+pub async fn update(req: ApiRequest, Path(user_id): Path<String>, body: Bytes) -> Response {
+    let caller = caller!(ops::USER_UPDATE, req);
+    let body: UserPatch = json_body!(caller, body);
     let identity = match user_to_manage(&caller, &user_id).await {
         Ok(i) => i,
         Err(r) => return r,
@@ -336,13 +297,8 @@ pub async fn update(
     )
 }
 
-pub async fn remove(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    Path(user_id): Path<String>,
-) -> Response {
-    let caller = caller!(ops::USER_REMOVE, state, ctx, headers);
+pub async fn remove(req: ApiRequest, Path(user_id): Path<String>) -> Response {
+    let caller = caller!(ops::USER_REMOVE, req);
     let identity = match user_to_manage(&caller, &user_id).await {
         Ok(i) => i,
         Err(r) => return r,
@@ -364,13 +320,8 @@ pub async fn remove(
     )
 }
 
-pub async fn status(
-    Extension(state): Extension<Arc<PortalState>>,
-    Extension(ctx): Extension<PortalContext>,
-    headers: HeaderMap,
-    Path((user_id, action)): Path<(String, String)>,
-) -> Response {
-    let caller = caller!(ops::USER_STATUS, state, ctx, headers);
+pub async fn status(req: ApiRequest, Path((user_id, action)): Path<(String, String)>) -> Response {
+    let caller = caller!(ops::USER_STATUS, req);
     let status = match action.as_str() {
         "suspend" => UserStatus::Suspended,
         "reactivate" => UserStatus::Active,
