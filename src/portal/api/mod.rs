@@ -366,6 +366,7 @@ async fn not_found(Extension(ctx): Extension<PortalContext>) -> Response {
 }
 
 /// Parse a JSON body; `Err` is a 400 naming the problem.
+#[allow(clippy::result_large_err)] // the `Err` is the finished answer, returned at once
 pub fn parse_body<T: serde::de::DeserializeOwned>(
     caller: &Caller,
     body: &[u8],
