@@ -1,7 +1,8 @@
 //! The gateway's own pages under `/.partnergate/` (CONTRACT §3 reserved paths): login,
-//! logout, whoami, the assertion JWKS, onboarding, the admin API and its web console. An axum router the proxy calls in-process for
-//! reserved paths; what the proxy knows about the request travels in [`PortalContext`],
-//! and what the access log needs comes back in [`PortalOutcome`].
+//! logout, whoami, the assertion JWKS, onboarding, the admin API and its web console. An
+//! axum router the proxy calls in-process for reserved paths; what the proxy knows about
+//! the request travels in [`PortalContext`], and what the access log needs comes back in
+//! [`PortalOutcome`].
 
 pub mod api;
 mod console;
