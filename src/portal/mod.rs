@@ -1,9 +1,11 @@
 //! The gateway's own pages under `/.partnergate/` (CONTRACT §3 reserved paths): login,
-//! logout, whoami and the assertion JWKS. An axum router the proxy calls in-process for
-//! reserved paths; what the proxy knows about the request travels in [`PortalContext`],
-//! and what the access log needs comes back in [`PortalOutcome`].
+//! logout, whoami, the assertion JWKS, onboarding, the admin API and its web console. An
+//! axum router the proxy calls in-process for reserved paths; what the proxy knows about
+//! the request travels in [`PortalContext`], and what the access log needs comes back in
+//! [`PortalOutcome`].
 
 pub mod api;
+mod console;
 mod login;
 mod onboarding;
 mod pages;
@@ -20,10 +22,11 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 
 use crate::config::Config;
+use crate::directory::{CachedIdentity, StoreError};
 use crate::jwt::BearerVerifier;
 use crate::lifecycle::Notifier;
 use crate::metrics::LoginMetrics;
-use crate::session::{cookie, LoginService, SessionState, Sessions};
+use crate::session::{cookie, LiveSession, LoginService, SessionState, Sessions};
 
 pub use rd::safe_redirect;
 
@@ -114,6 +117,7 @@ pub fn router(state: Arc<PortalState>) -> Router {
             "/.partnergate/invite/{token}",
             get(onboarding::invite_page).post(onboarding::invite_submit),
         )
+        .merge(console::router())
         .nest(api::PREFIX, api::router())
         .fallback(not_found)
         .layer(middleware::from_fn(check_origin))
@@ -178,17 +182,9 @@ async fn whoami(
             PortalOutcome::allow().with(Verdict::Unauthenticated, "no_session"),
         )
     };
-    let Some(token) = session_cookie(&headers, &ctx.config) else {
-        return unauthenticated();
-    };
-    let live = match state.sessions().resolve(token, session.idle_timeout).await {
-        Ok(SessionState::Valid(live)) => live,
-        Ok(_) => return unauthenticated(),
-        Err(e) => return unavailable(&ctx, &e),
-    };
-    let identity = match state.sessions().directory().identity(&live.user_id).await {
-        Ok(Some(entry)) if entry.identity.is_usable() => entry.identity.clone(),
-        Ok(_) => return unauthenticated(),
+    let (live, identity) = match signed_in(&state, &ctx, &headers).await {
+        Ok(Some((live, entry))) => (live, entry.identity.clone()),
+        Ok(None) => return unauthenticated(),
         Err(e) => return unavailable(&ctx, &e),
     };
     let body = serde_json::json!({
@@ -207,6 +203,24 @@ async fn whoami(
         ..PortalOutcome::allow()
     };
     with_outcome(Json(body).into_response(), outcome)
+}
+
+/// The live session of the request's cookie and its user, when both are valid and the user
+/// (and their org) may act; `Ok(None)` otherwise.
+async fn signed_in(
+    state: &PortalState,
+    ctx: &PortalContext,
+    headers: &HeaderMap,
+) -> Result<Option<(Arc<LiveSession>, Arc<CachedIdentity>)>, StoreError> {
+    let Some(token) = session_cookie(headers, &ctx.config) else {
+        return Ok(None);
+    };
+    let idle = ctx.config.session.idle_timeout;
+    let SessionState::Valid(live) = state.sessions().resolve(token, idle).await? else {
+        return Ok(None);
+    };
+    let entry = state.sessions().directory().identity(&live.user_id).await?;
+    Ok(entry.filter(|e| e.identity.is_usable()).map(|e| (live, e)))
 }
 
 async fn jwks(Extension(ctx): Extension<PortalContext>) -> Response {

@@ -2,6 +2,7 @@
 //! demo portal as its upstream, and helpers to talk to it and read what crossed the wire.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod raw;
 
 use std::net::{SocketAddr, TcpListener};

@@ -5,6 +5,7 @@ mod common;
 
 mod audit;
 mod check;
+mod console;
 mod dataplane;
 mod explain;
 mod identity;
