@@ -192,6 +192,8 @@ pub struct AuditFilter {
     /// `ts < until`.
     pub until: Option<Timestamp>,
     pub actor: Option<String>,
+    /// The actor's email (or, for a failed login, the email typed), case-insensitive.
+    pub actor_email: Option<String>,
     pub org_id: Option<String>,
     /// `action` starts with this (`"login."`, `"grant."`); case-sensitive.
     pub action_prefix: Option<String>,

@@ -122,6 +122,7 @@ macro_rules! sql_audit {
                         .bind(filter.org_id.as_deref())
                         .bind(filter.action_prefix.as_deref())
                         .bind(filter.effective_limit())
+                        .bind(filter.actor_email.as_deref())
                         .fetch_all(&self.pool)
                         .await?;
                     rows.iter().map(|r| audit_row(r)?.into_record()).collect()

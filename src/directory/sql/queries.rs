@@ -127,6 +127,7 @@ pub const AUDIT_LIST: &str = "SELECT seq, ts, actor, actor_email, ip, request_id
      AND ($2 IS NULL OR ts >= $2) AND ($3 IS NULL OR ts < $3) \
      AND ($4 IS NULL OR actor = $4) AND ($5 IS NULL OR org_id = $5) \
      AND ($6 IS NULL OR substr(action, 1, length($6)) = $6) \
+     AND ($8 IS NULL OR lower(actor_email) = lower($8)) \
      ORDER BY seq LIMIT $7";
 
 /// Claims `$1` seqs for directory changes and returns the last: the caller numbers its

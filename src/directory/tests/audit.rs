@@ -200,6 +200,7 @@ async fn list_filters() {
         for (actor, org, action, ts) in rows {
             let e = AuditEntry {
                 org_id: org.map(str::to_string),
+                actor_email: (actor == "anonymous").then(|| "Mallory@Acme.example".to_string()),
                 ..AuditEntry::new(actor, action, AuditOutcome::Ok)
             };
             store.append_audit(&e, ts).await.expect("append");
@@ -248,6 +249,11 @@ async fn list_filters() {
             ..f()
         };
         assert_eq!(seqs(combined).await, [1]);
+        let typed = AuditFilter {
+            actor_email: Some("mallory@acme.EXAMPLE".into()),
+            ..f()
+        };
+        assert_eq!(seqs(typed).await, [2], "any case");
     })
     .await;
 }

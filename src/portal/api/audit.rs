@@ -153,6 +153,7 @@ fn audit_filter(q: &HashMap<String, String>) -> Result<AuditFilter, String> {
             "since" => filter.since = Some(time()?),
             "until" => filter.until = Some(time()?),
             "actor" => filter.actor = Some(value.clone()),
+            "actor_email" => filter.actor_email = Some(value.clone()),
             "org" => filter.org_id = Some(value.clone()),
             "action" => filter.action_prefix = Some(value.clone()),
             "after" => {

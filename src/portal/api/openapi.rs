@@ -79,6 +79,10 @@ fn operation(op: &Op) -> Value {
             ("since", "RFC 3339 or Unix seconds, inclusive"),
             ("until", "RFC 3339 or Unix seconds, exclusive"),
             ("actor", "user id of the actor, or system/anonymous"),
+            (
+                "actor_email",
+                "email of the actor (for a failed login: the email typed), any case",
+            ),
             ("org", "org id"),
             ("action", "action prefix, e.g. grant. or login."),
             ("after", "only records after this seq (paging)"),
