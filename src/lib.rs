@@ -24,3 +24,4 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod session;
 pub mod tls;
+pub mod usage;

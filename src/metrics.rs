@@ -32,6 +32,9 @@ pub mod names {
     /// Not in CONTRACT §4: directory changes (suspensions, revocations, imports) this
     /// instance has applied to its caches.
     pub const DIRECTORY_CHANGES_APPLIED_TOTAL: &str = "partnergate_directory_changes_applied_total";
+    /// Not in CONTRACT §4: requests not counted in the usage data because the in-memory
+    /// counter was at its key cap.
+    pub const USAGE_DROPPED_TOTAL: &str = "partnergate_usage_dropped_total";
 }
 
 /// Label names used by the metrics above.
@@ -86,6 +89,7 @@ pub struct Metrics {
     pub ratelimit_rejections: IntCounterVec,
     pub ratelimit_fallbacks: IntCounterVec,
     pub directory_changes_applied: IntCounter,
+    pub usage_dropped: IntCounter,
     registry: Registry,
 }
 
@@ -169,6 +173,10 @@ impl Metrics {
             directory_changes_applied: reg.counter(
                 names::DIRECTORY_CHANGES_APPLIED_TOTAL,
                 "Directory changes (suspensions, revocations, imports) applied to this instance's caches.",
+            ),
+            usage_dropped: reg.counter(
+                names::USAGE_DROPPED_TOTAL,
+                "Requests left out of the usage data because the in-memory counter held its maximum number of keys.",
             ),
             registry,
         };
@@ -455,6 +463,7 @@ mod tests {
             names::ACCESS_LOG_DROPPED_TOTAL,
             names::RATELIMIT_FALLBACKS_TOTAL,
             names::DIRECTORY_CHANGES_APPLIED_TOTAL,
+            names::USAGE_DROPPED_TOTAL,
         ];
         let distinct: std::collections::HashSet<_> = all.iter().collect();
         let text = Metrics::new().encode();

@@ -1036,9 +1036,25 @@ fn access_log(v: &mut Validator, f: file::AccessLogFile) -> AccessLogConfig {
     AccessLogConfig { path }
 }
 
+/// The longest `lifecycle.usage_flush`: counts wait in memory (and are lost with a crash)
+/// until then.
+const MAX_USAGE_FLUSH: Duration = Duration::from_secs(3600);
+
 fn lifecycle(v: &mut Validator, f: file::LifecycleFile) -> LifecycleConfig {
     let day = 24 * 3600;
+    let usage_flush = v.duration(
+        "lifecycle.usage_flush",
+        f.usage_flush.as_deref(),
+        Duration::from_secs(60),
+    );
+    if usage_flush > MAX_USAGE_FLUSH {
+        v.problem(
+            "lifecycle.usage_flush",
+            "at most \"1h\" (usage counts wait in memory until the flush)",
+        );
+    }
     LifecycleConfig {
+        usage_flush: usage_flush.min(MAX_USAGE_FLUSH),
         invitation_ttl: v.duration(
             "lifecycle.invitation_ttl",
             f.invitation_ttl.as_deref(),

@@ -11,6 +11,7 @@ mod sql;
 pub mod store;
 #[cfg(test)]
 mod tests;
+pub mod usage;
 
 pub use audit::{
     AuditActor, AuditEntry, AuditFilter, AuditOutcome, AuditProblem, AuditRecord, AuditVerification,
@@ -25,3 +26,4 @@ pub use review::{
 };
 pub use sql::{connect, open};
 pub use store::{ChangeListener, Store, StoreError, StoreResult};
+pub use usage::{day_of, UsageFilter, UsageRow, UsageTotal};

@@ -16,6 +16,7 @@ mod audit;
 mod changes;
 mod import;
 mod review;
+mod usage;
 
 /// Override with `PARTNERGATE_TEST_POSTGRES` (a URL without a query string).
 const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";

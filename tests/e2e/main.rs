@@ -14,3 +14,4 @@ mod policy;
 mod ratelimit;
 mod review;
 mod revocation;
+mod usage;

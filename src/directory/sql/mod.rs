@@ -24,6 +24,8 @@ mod import_impl;
 mod review_impl;
 #[macro_use]
 mod store_impl;
+#[macro_use]
+mod usage_impl;
 
 mod plan;
 mod postgres;
@@ -50,6 +52,12 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "changes",
         include_str!("../../../migrations/0003_changes.sql"),
+    ),
+    // 4 is the lifecycle migration (another branch).
+    (
+        5,
+        "usage",
+        include_str!("../../../migrations/0005_usage.sql"),
     ),
 ];
 
