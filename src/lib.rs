@@ -25,3 +25,4 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod session;
 pub mod tls;
+pub mod usage;

@@ -35,6 +35,9 @@ pub mod names {
     /// Not in CONTRACT §4: WebSocket connections and HTTP/2 (and event-stream) responses
     /// cut because their user was revoked (CONTRACT §7).
     pub const STREAMS_CLOSED_TOTAL: &str = "partnergate_streams_closed_total";
+    /// Not in CONTRACT §4: requests not counted in the usage data because the in-memory
+    /// counter was at its key cap.
+    pub const USAGE_DROPPED_TOTAL: &str = "partnergate_usage_dropped_total";
 }
 
 /// Label names used by the metrics above.
@@ -90,6 +93,7 @@ pub struct Metrics {
     pub ratelimit_fallbacks: IntCounterVec,
     pub directory_changes_applied: IntCounter,
     pub streams_closed: IntCounter,
+    pub usage_dropped: IntCounter,
     registry: Registry,
 }
 
@@ -177,6 +181,10 @@ impl Metrics {
             streams_closed: reg.counter(
                 names::STREAMS_CLOSED_TOTAL,
                 "Open WebSocket connections and streamed responses closed because their user is no longer allowed (suspended, logged out everywhere, access revoked).",
+            ),
+            usage_dropped: reg.counter(
+                names::USAGE_DROPPED_TOTAL,
+                "Requests left out of the usage data because the in-memory counter held its maximum number of keys.",
             ),
             registry,
         };
@@ -464,6 +472,7 @@ mod tests {
             names::RATELIMIT_FALLBACKS_TOTAL,
             names::DIRECTORY_CHANGES_APPLIED_TOTAL,
             names::STREAMS_CLOSED_TOTAL,
+            names::USAGE_DROPPED_TOTAL,
         ];
         let distinct: std::collections::HashSet<_> = all.iter().collect();
         let text = Metrics::new().encode();

@@ -21,6 +21,9 @@ use super::{init_tracing, validate, Reloader};
 /// Lines the access log may queue before it counts drops.
 const ACCESS_LOG_QUEUE: usize = 65_536;
 
+/// How long the last usage flush may take at shutdown.
+const USAGE_FLUSH_AT_EXIT: Duration = Duration::from_secs(5);
+
 pub fn run(path: &Path) -> Result<(), StartError> {
     init_tracing();
     let validated = validate(path)?;
@@ -81,6 +84,7 @@ pub fn run(path: &Path) -> Result<(), StartError> {
         services,
     ));
     background.spawn(super::services::upkeep(shared.clone()));
+    background.spawn(super::services::usage_flush(shared.clone()));
     let watcher = background.block_on(super::watcher::Watcher::start(
         shared.services.directory.clone(),
         shared.services.sessions.clone(),
@@ -225,7 +229,8 @@ impl ShutdownSignalWatch for StopSignals {
 }
 
 /// After a stop signal pingora closes the listeners; wait until the requests in flight
-/// are done (or the grace period is over), flush the access log, and exit.
+/// are done (or the grace period is over), flush the usage counts and the access log, and
+/// exit.
 fn drain_then_exit(
     stop: std::sync::mpsc::Receiver<Instant>,
     shared: Arc<Shared>,
@@ -241,6 +246,18 @@ fn drain_then_exit(
     let left = shared.inflight();
     if left > 0 {
         tracing::warn!("shutdown grace ({grace:?}) over with {left} request(s) still in flight");
+    }
+    let usage = shared.clone();
+    let flushed = runtime.block_on(async move {
+        tokio::time::timeout(USAGE_FLUSH_AT_EXIT, super::services::flush_usage(&usage)).await
+    });
+    let unwritten = shared.services.usage.keys();
+    if flushed.is_err() {
+        tracing::warn!("usage: the last flush did not finish within {USAGE_FLUSH_AT_EXIT:?}; its counts may be lost");
+    } else if unwritten > 0 {
+        tracing::warn!(
+            "usage: {unwritten} key(s) of usage counts could not be written before exit"
+        );
     }
     let log = shared.access_log.clone();
     let _ = runtime

@@ -12,6 +12,7 @@ use crate::password::PasswordHasher;
 use crate::portal::{self, PortalState};
 use crate::proxy::{Services, Shared};
 use crate::session::{LoginService, Sessions};
+use crate::usage::{self, UsageCounter};
 
 /// Directory changes are kept this long (seconds): an instance cut off from the database
 /// for longer drops its whole cache when it is back instead of replaying them.
@@ -69,6 +70,10 @@ pub fn build(
         streams: crate::proxy::Streams::new(metrics.streams_closed.clone()),
         portal: portal::router(state),
         background: runtime.handle().clone(),
+        usage: Arc::new(UsageCounter::new(
+            usage::DEFAULT_MAX_KEYS,
+            metrics.usage_dropped.clone(),
+        )),
     })
 }
 
@@ -86,7 +91,7 @@ pub fn redact(url: &str) -> String {
 
 /// Background upkeep: activity writes, session sweep, directory gauges, JWKS refresh,
 /// every minute the expired-grant sweep, and every 5 minutes the inactivity sweep
-/// (`lifecycle.inactive_after`).
+/// (`lifecycle.inactive_after`) and the pruning of old directory changes and usage rows.
 pub async fn upkeep(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(15));
     let mut n: u64 = 0;
@@ -131,6 +136,10 @@ pub async fn upkeep(shared: Arc<Shared>) {
                 tracing::warn!("pruning directory changes: {e}");
             }
             let now = services.sessions.clock().now();
+            let before_day = directory::day_of(now) - usage::KEEP_DAYS;
+            if let Err(e) = services.directory.store().prune_usage(before_day).await {
+                tracing::warn!("pruning usage data: {e}");
+            }
             let inactive_after = snapshot.config.lifecycle.inactive_after;
             let store = services.directory.store();
             match directory::sweep_inactive(store.as_ref(), now, inactive_after).await {
@@ -147,6 +156,34 @@ pub async fn upkeep(shared: Arc<Shared>) {
             }
         }
         gauges(&shared).await;
+    }
+}
+
+/// Add the usage counts to the directory every `lifecycle.usage_flush` (read from the
+/// live configuration each time, so a reload changes it).
+pub async fn usage_flush(shared: Arc<Shared>) {
+    loop {
+        let every = shared.snapshot().config.lifecycle.usage_flush;
+        tokio::time::sleep(every).await;
+        flush_usage(&shared).await;
+    }
+}
+
+/// One usage flush (also run at graceful shutdown). A failed write keeps the counts in
+/// memory for the next one.
+pub async fn flush_usage(shared: &Shared) {
+    let services = &shared.services;
+    match usage::flush(&services.usage, services.directory.store().as_ref()).await {
+        Ok(done) if done.rows == 0 => {}
+        Ok(done) => tracing::debug!(
+            "usage: added {} request(s) in {} row(s)",
+            done.requests,
+            done.rows
+        ),
+        Err(e) => tracing::warn!(
+            "usage: writing {} key(s) failed, kept for the next flush: {e}",
+            services.usage.keys()
+        ),
     }
 }
 

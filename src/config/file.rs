@@ -151,6 +151,7 @@ pub struct LifecycleFile {
     pub invitation_ttl: Option<String>,
     pub inactive_after: Option<String>,
     pub max_grant_ttl: Option<String>,
+    pub usage_flush: Option<String>,
 }
 
 /// The top-level sections a config file may hold.

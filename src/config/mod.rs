@@ -362,4 +362,6 @@ pub struct LifecycleConfig {
     pub invitation_ttl: Duration,
     pub inactive_after: Duration,
     pub max_grant_ttl: Duration,
+    /// How often the in-memory usage counts are added to the directory.
+    pub usage_flush: Duration,
 }

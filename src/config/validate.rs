@@ -1023,9 +1023,26 @@ fn access_log(v: &mut Validator, f: file::AccessLogFile) -> AccessLogConfig {
     AccessLogConfig { path }
 }
 
+/// The bounds of `lifecycle.usage_flush`: counts wait in memory (and are lost with a
+/// crash) until the flush; each flush is a write transaction on the directory.
+const MIN_USAGE_FLUSH: Duration = Duration::from_secs(1);
+const MAX_USAGE_FLUSH: Duration = Duration::from_secs(3600);
+
 fn lifecycle(v: &mut Validator, f: file::LifecycleFile) -> LifecycleConfig {
     let day = 24 * 3600;
+    let usage_flush = v.duration(
+        "lifecycle.usage_flush",
+        f.usage_flush.as_deref(),
+        Duration::from_secs(60),
+    );
+    if !(MIN_USAGE_FLUSH..=MAX_USAGE_FLUSH).contains(&usage_flush) {
+        v.problem(
+            "lifecycle.usage_flush",
+            "must be between \"1s\" and \"1h\" (usage counts wait in memory until the flush)",
+        );
+    }
     LifecycleConfig {
+        usage_flush: usage_flush.clamp(MIN_USAGE_FLUSH, MAX_USAGE_FLUSH),
         invitation_ttl: v.duration(
             "lifecycle.invitation_ttl",
             f.invitation_ttl.as_deref(),

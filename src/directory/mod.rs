@@ -12,6 +12,7 @@ mod sql;
 pub mod store;
 #[cfg(test)]
 mod tests;
+pub mod usage;
 
 pub use audit::{
     AuditActor, AuditEntry, AuditFilter, AuditOutcome, AuditProblem, AuditRecord, AuditVerification,
@@ -30,3 +31,4 @@ pub use review::{
 };
 pub use sql::{connect, open};
 pub use store::{ChangeListener, Store, StoreError, StoreResult};
+pub use usage::{day_of, UsageFilter, UsageRow, UsageTotal};

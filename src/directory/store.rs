@@ -11,6 +11,7 @@ use super::model::{
     DirectoryStats, Identity, OrgStatus, SessionRecord, Timestamp, UserRecord, UserStatus,
 };
 use super::review::{ReviewParams, ReviewRow};
+use super::usage::{UsageFilter, UsageRow, UsageTotal};
 
 pub use super::lifecycle::LifecycleStore;
 
@@ -197,6 +198,19 @@ pub trait Store: LifecycleStore + Send + Sync + 'static {
     /// A push channel for new changes (PostgreSQL LISTEN), or `None` when the database
     /// has none (SQLite: watchers poll [`Store::latest_change_seq`]).
     async fn change_listener(&self) -> StoreResult<Option<Box<dyn ChangeListener>>>;
+
+    /// Add each row's `requests` to the stored count of its (day, org, user, route),
+    /// creating the row when missing: in one transaction, all or nothing. Several gateway
+    /// instances add into the same rows. Rows are written in key order, so concurrent
+    /// flushes of several instances never deadlock on PostgreSQL.
+    async fn add_usage(&self, rows: &[UsageRow]) -> StoreResult<()>;
+
+    /// Requests summed over the days from `filter.since_day` on, per (org, user, route),
+    /// with the user's email; sorted by org id, user id, route.
+    async fn usage(&self, filter: &UsageFilter) -> StoreResult<Vec<UsageTotal>>;
+
+    /// Delete usage rows of days before `before_day`; returns how many.
+    async fn prune_usage(&self, before_day: i64) -> StoreResult<u64>;
 }
 
 /// Wake-ups for new directory changes; they carry nothing but "look now".

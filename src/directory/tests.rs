@@ -17,6 +17,7 @@ mod changes;
 mod import;
 mod lifecycle;
 mod review;
+mod usage;
 
 /// Override with `PARTNERGATE_TEST_POSTGRES` (a URL without a query string).
 const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";

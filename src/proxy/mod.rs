@@ -293,6 +293,28 @@ impl Gateway {
         Ok(true)
     }
 
+    /// Usage data: a request about to be forwarded for an authenticated user (policy
+    /// allow or shadow_deny, rate limits passed) counts for its user, org and route.
+    fn count_usage(&self, ctx: &RequestCtx, snapshot: &Snapshot) {
+        if !matches!(ctx.decision, Decision::Allow | Decision::ShadowDeny) {
+            return;
+        }
+        let (Some(entry), Some(route)) = (
+            ctx.identity.as_deref(),
+            ctx.route.and_then(|i| snapshot.routes.get(i)),
+        ) else {
+            return;
+        };
+        let services = &self.shared.services;
+        let identity = &entry.identity;
+        services.usage.record(
+            services.sessions.clock().now(),
+            &identity.org.id,
+            &identity.user_id,
+            &route.name,
+        );
+    }
+
     fn count_denial(&self, route: &str, reason: DenyReason) {
         self.shared
             .metrics
@@ -498,7 +520,11 @@ impl ProxyHttp for Gateway {
         if self.authorize(session, ctx, &snapshot).await? {
             return Ok(true);
         }
-        self.route_rate_limit(session, ctx, &snapshot).await
+        if self.route_rate_limit(session, ctx, &snapshot).await? {
+            return Ok(true);
+        }
+        self.count_usage(ctx, &snapshot);
+        Ok(false)
     }
 
     async fn upstream_peer(

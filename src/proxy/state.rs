@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::policy::RouteTable;
 use crate::ratelimit::{RateLimits, SharedStore};
 use crate::session::Sessions;
+use crate::usage::UsageCounter;
 
 use super::upstream::UpstreamPool;
 
@@ -152,6 +153,8 @@ pub struct Services {
     pub portal: axum::Router,
     /// The background runtime: directory I/O and the portal run there.
     pub background: tokio::runtime::Handle,
+    /// Request counts for the usage data, flushed to the directory periodically.
+    pub usage: Arc<UsageCounter>,
 }
 
 /// Process-wide state of the gateway.

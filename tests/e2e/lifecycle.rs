@@ -797,3 +797,62 @@ async fn redis_fan_out_carries_an_api_suspension_to_another_instance_on_one_sqli
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_per_org_user_and_route_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/directory.db", dir.path().display());
+    let (_portal, gw) = start_policy_gateway(&url, "[lifecycle]\nusage_flush = \"1s\"\n").await;
+    let owner = logged_in(&gw, "owner@northwind.example").await;
+    let alice = logged_in(&gw, "alice@acme.example").await;
+    let bob = logged_in(&gw, "bob@acme.example").await;
+    let carol = logged_in(&gw, "carol@brightpath.example").await;
+    for _ in 0..3 {
+        assert_eq!(status_of(&bob, "GET", "/deals").await, 200);
+    }
+    assert_eq!(status_of(&bob, "GET", "/reports").await, 200);
+    assert_eq!(status_of(&carol, "GET", "/referrals").await, 200);
+    // Flushed within a second or two; poll the API until bob's four requests are in.
+    let started = Instant::now();
+    let report = loop {
+        let (status, report) = api(&owner, "GET", "/usage?window=1d", None).await;
+        assert_eq!(status, 200, "{report}");
+        if report["total"].as_u64() >= Some(5) {
+            break report;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not flushed: {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let users = report["users"].as_array().unwrap();
+    let bob_row = users
+        .iter()
+        .find(|u| u["email"] == "bob@acme.example")
+        .unwrap();
+    assert_eq!(bob_row["requests"], 4, "{report}");
+    let routes = bob_row["routes"].as_array().unwrap();
+    assert!(
+        routes.contains(&json!({"route": "deals", "requests": 3})),
+        "{routes:?}"
+    );
+    // A delegated admin sees her own org only.
+    let (status, answer) = api(&alice, "GET", "/usage?org=brightpath", None).await;
+    assert_eq!(
+        (status, answer["reason"].as_str()),
+        (403, Some("other_org"))
+    );
+    let (status, own) = api(&alice, "GET", "/usage?window=7d", None).await;
+    assert_eq!(status, 200);
+    assert!(
+        own["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["org"] == "acme"),
+        "{own}"
+    );
+    let (status, _) = api(&owner, "GET", "/usage?window=2d", None).await;
+    assert_eq!(status, 400);
+}

@@ -17,3 +17,4 @@ mod ratelimit;
 mod review;
 mod revocation;
 mod streams;
+mod usage;

@@ -39,7 +39,20 @@ fn minimal_config_gets_defaults() {
     assert!(!c.session.cookie_secure);
     assert_eq!(c.access_log.path, AccessLogPath::Stdout);
     assert_eq!(c.directory.url, "sqlite:///etc/pg/data/partnergate.db");
+    assert_eq!(c.lifecycle.usage_flush, Duration::from_secs(60));
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+}
+
+#[test]
+fn usage_flush_is_a_duration_from_a_second_to_an_hour() {
+    let with = |value: &str| format!("{MINIMAL}\n[lifecycle]\nusage_flush = \"{value}\"\n");
+    let loaded = load(&with("5s")).expect("valid");
+    assert_eq!(loaded.config.lifecycle.usage_flush, Duration::from_secs(5));
+    for bad in ["2h", "500ms", "0s", "often"] {
+        let errors = load(&with(bad)).expect_err(bad).0;
+        let keys: Vec<&str> = errors.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["lifecycle.usage_flush"], "{bad}");
+    }
 }
 
 #[test]

@@ -26,6 +26,8 @@ mod lifecycle_impl;
 mod review_impl;
 #[macro_use]
 mod store_impl;
+#[macro_use]
+mod usage_impl;
 
 mod lifecycle_queries;
 mod plan;
@@ -58,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "lifecycle",
         include_str!("../../../migrations/0004_lifecycle.sql"),
+    ),
+    (
+        5,
+        "usage",
+        include_str!("../../../migrations/0005_usage.sql"),
     ),
 ];
 

@@ -180,3 +180,46 @@ pub const ROLES_WITH_PERMISSION: &str =
 /// Active users whose last login (or creation, when they never logged in) is before `$1`.
 pub const INACTIVE_USERS: &str = "SELECT id FROM users \
      WHERE status = 'active' AND COALESCE(last_login_at, created_at) < $1";
+
+/// Rows per `INSERT` of [`usage_upsert`]: 5 parameters each, far below either database's
+/// limit on parameters per statement.
+pub const USAGE_ROWS_PER_STATEMENT: usize = 100;
+
+/// Adds `$5` (`$10`, …) to the stored count of each (day, org, user, route), creating the
+/// row when missing; `rows` value tuples of 5 parameters. The keys of one statement must be
+/// distinct (PostgreSQL refuses to update a row twice in one statement).
+pub fn usage_upsert(rows: usize) -> String {
+    let mut sql =
+        String::from("INSERT INTO usage_daily (day, org_id, user_id, route, requests) VALUES ");
+    for i in 0..rows {
+        let n = i * 5;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5
+        ));
+    }
+    sql.push_str(
+        " ON CONFLICT (day, org_id, user_id, route) \
+         DO UPDATE SET requests = usage_daily.requests + excluded.requests",
+    );
+    sql
+}
+
+/// Requests per (org, user, route) over the days from `$1` on, optionally of one org (`$2`)
+/// and one user id (`$3`), with the user's email when the user still exists. `SUM` of a
+/// BIGINT is NUMERIC on PostgreSQL: cast back.
+pub const USAGE_TOTALS: &str = "SELECT t.org_id, t.user_id, u.email, t.route, t.requests \
+     FROM (SELECT org_id, user_id, route, CAST(SUM(requests) AS BIGINT) AS requests \
+           FROM usage_daily WHERE day >= $1 \
+           AND ($2 IS NULL OR org_id = $2) AND ($3 IS NULL OR user_id = $3) \
+           GROUP BY org_id, user_id, route) t \
+     LEFT JOIN users u ON u.id = t.user_id";
+
+pub const USAGE_PRUNE: &str = "DELETE FROM usage_daily WHERE day < $1";

@@ -32,6 +32,7 @@ macro_rules! sql_store {
             use $crate::directory::review::{ReviewParams, ReviewRow};
             use $crate::directory::sql::{migrator, plan, queries as q, rows};
             use $crate::directory::store::{ChangeListener, Store, StoreResult};
+            use $crate::directory::usage::{UsageFilter, UsageRow, UsageTotal};
 
             type DbRow = <$db as sqlx::Database>::Row;
 
@@ -381,6 +382,18 @@ macro_rules! sql_store {
                 async fn change_listener(&self) -> StoreResult<Option<Box<dyn ChangeListener>>> {
                     self.open_change_listener().await
                 }
+
+                async fn add_usage(&self, rows: &[UsageRow]) -> StoreResult<()> {
+                    self.run_add_usage(rows).await
+                }
+
+                async fn usage(&self, filter: &UsageFilter) -> StoreResult<Vec<UsageTotal>> {
+                    self.run_usage(filter).await
+                }
+
+                async fn prune_usage(&self, before_day: i64) -> StoreResult<u64> {
+                    self.run_prune_usage(before_day).await
+                }
             }
         };
         sql_import!($store, $db);
@@ -389,5 +402,6 @@ macro_rules! sql_store {
         sql_audit!($store, $db);
         sql_changes!($store, $db);
         sql_lifecycle!($store, $db);
+        sql_usage!($store, $db);
     };
 }

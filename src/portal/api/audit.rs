@@ -166,3 +166,42 @@ fn audit_filter(q: &HashMap<String, String>) -> Result<AuditFilter, String> {
     }
     Ok(filter)
 }
+
+/// `GET /usage`: request counts per org, user and route (see [`crate::usage`]).
+pub async fn usage(req: ApiRequest, axum::extract::Query(q): QueryMap) -> Response {
+    let caller = caller!(ops::USAGE_GET, req);
+    let mut org = None;
+    let mut user = None;
+    let mut window = crate::usage::UsageWindow::Week;
+    for (key, value) in &q {
+        match key.as_str() {
+            "window" => match value.parse() {
+                Ok(w) => window = w,
+                Err(_) => return caller.bad_request("window must be 1d, 7d or 30d"),
+            },
+            "org" => org = Some(value.clone()),
+            "user" => user = Some(value.clone()),
+            _ => return caller.bad_request(&format!("unknown parameter {key:?}")),
+        }
+    }
+    // A delegated admin sees their own org's usage only.
+    if let Some(own) = caller.admin().scope() {
+        if org.as_deref().is_some_and(|o| o != own) {
+            return caller.refuse_bounds(Refusal::OtherOrg, None, org).await;
+        }
+        org = Some(own.to_string());
+    }
+    let store = caller.state.sessions().directory().store().clone();
+    let report = try_store!(
+        caller,
+        crate::usage::usage_report(
+            store.as_ref(),
+            org.as_deref(),
+            user.as_deref(),
+            window,
+            caller.now
+        )
+        .await
+    );
+    caller.ok(StatusCode::OK, json!(report))
+}

@@ -109,6 +109,7 @@ pub fn router() -> Router {
         .route("/review", get(audit::review))
         .route("/review/{user}", post(audit::decide))
         .route("/audit", get(audit::list))
+        .route("/usage", get(audit::usage))
         .fallback(not_found)
 }
 

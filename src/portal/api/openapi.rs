@@ -95,6 +95,20 @@ fn operation(op: &Op) -> Value {
             }));
         }
     }
+    if op.id == "getUsage" {
+        for (name, values) in [
+            ("window", Some(["1d", "7d", "30d"])),
+            ("org", None),
+            ("user", None),
+        ] {
+            let schema = match values {
+                Some(v) => json!({ "type": "string", "enum": v }),
+                None => json!({ "type": "string" }),
+            };
+            parameters
+                .push(json!({ "name": name, "in": "query", "required": false, "schema": schema }));
+        }
+    }
     if op.id == "listOrgs" {
         parameters.push(json!({
             "name": "status", "in": "query", "required": false,

@@ -293,6 +293,9 @@ op!(
 op!(AUDIT_LIST, "listAudit", GET, "/audit", REVIEW, false, "audit.list", 200, None,
     "Audit records, filtered by since, until, actor, org, action (prefix), after (seq) and limit; ?format=jsonl (or Accept: application/x-ndjson) exports JSON lines");
 
+op!(USAGE_GET, "getUsage", GET, "/usage", REVIEW, false, "usage.get", 200, None,
+    "Request counts per org, user and route over ?window=1d|7d|30d (default 7d), optionally for one ?org= or ?user= (id or email); delegated admins see their own org");
+
 /// Every operation, for the OpenAPI document.
 pub static OPS: &[&Op] = &[
     &ME,
