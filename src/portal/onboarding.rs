@@ -199,7 +199,16 @@ pub async fn register_submit(
     };
     let store = state.sessions().directory().store().clone();
     let now = state.sessions().clock().now();
-    match store.create_org(&org, &actor, now).await {
+    let mut created = store.create_org(&org, &actor, now).await;
+    if matches!(created, Err(StoreError::Conflict(_))) {
+        // The random suffix of the id collided: once more with a new one.
+        let again = NewOrg {
+            id: slug(&org.name),
+            ..org.clone()
+        };
+        created = store.create_org(&again, &actor, now).await;
+    }
+    match created {
         Ok(_) => with_outcome(
             message(
                 StatusCode::OK,
@@ -232,6 +241,15 @@ pub struct InviteForm {
     confirm: String,
     #[serde(default)]
     csrf: String,
+}
+
+/// The invitation pages' URLs hold the token: never send them as a `Referer`.
+fn no_referrer(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::REFERRER_POLICY,
+        axum::http::HeaderValue::from_static("no-referrer"),
+    );
+    response
 }
 
 fn invalid_invitation() -> Response {
@@ -300,7 +318,7 @@ fn invite_form(
         fields,
         submit: "Finish and sign in",
     };
-    form_page(ctx, headers, status, spec, outcome)
+    no_referrer(form_page(ctx, headers, status, spec, outcome))
 }
 
 pub async fn invite_page(
@@ -408,7 +426,7 @@ pub async fn invite_submit(
         Ok(s) => s,
         Err(e) => return unavailable(&ctx, e),
     };
-    let mut response = see_other(DASHBOARD);
+    let mut response = no_referrer(see_other(DASHBOARD));
     let value = cookie::set(&ctx.config.session.cookie_name, &session.token, scope(&ctx));
     set_cookie(&mut response, &value);
     with_outcome(

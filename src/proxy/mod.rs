@@ -431,7 +431,7 @@ impl Gateway {
             client_ip: ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
             method: req.method.as_str().to_string(),
             host: std::mem::take(&mut ctx.host),
-            path: std::mem::take(&mut ctx.path),
+            path: redact_path(std::mem::take(&mut ctx.path)),
             status,
             bytes_sent: session.body_bytes_sent() as u64,
             duration_ms: round3(elapsed * 1000.0),
@@ -819,6 +819,16 @@ fn peer_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
+/// The access-log form of a path: an invitation link's token is a secret (whoever holds
+/// it can accept the invitation), so it is logged as `{token}`.
+fn redact_path(path: String) -> String {
+    const INVITE: &str = "/.partnergate/invite/";
+    if path.len() > INVITE.len() && path.starts_with(INVITE) {
+        return format!("{INVITE}{{token}}");
+    }
+    path
+}
+
 /// The public forms that anyone can post without a session: sign-in, the registration
 /// request and invitation acceptance. They share the per-IP `login.rate_limit_per_ip`
 /// (password guessing, registration spam, token guessing).
@@ -831,6 +841,17 @@ fn public_form(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invitation_tokens_never_reach_the_access_log() {
+        let token = "/.partnergate/invite/q05LS-1I0YdWlg3nOJBoLb97y4WygarfGbGAKT7Mgrs";
+        assert_eq!(redact_path(token.into()), "/.partnergate/invite/{token}");
+        assert_eq!(
+            redact_path("/.partnergate/invite/".into()),
+            "/.partnergate/invite/"
+        );
+        assert_eq!(redact_path("/deals".into()), "/deals");
+    }
 
     #[test]
     fn prefix_stripping_keeps_a_leading_slash() {

@@ -108,6 +108,20 @@ async fn onboarding(directory: &str) {
         .post_form("/.partnergate/register", &owner_type, &base)
         .await;
     assert_eq!(refused.status(), 400);
+    let nul = [
+        ("org_name", "Evil\0Corp"),
+        ("org_type", "agency"),
+        ("contact_email", "x@evil.example"),
+        ("csrf", csrf.as_str()),
+    ];
+    let refused = visitor
+        .post_form("/.partnergate/register", &nul, &base)
+        .await;
+    assert_eq!(
+        refused.status(),
+        400,
+        "a control character is a bad request"
+    );
 
     // 2. The owner admin sees the pending request; a delegated admin does not.
     let owner = logged_in(&gw, "owner@northwind.example").await;
@@ -180,6 +194,22 @@ async fn onboarding(directory: &str) {
     let whoami: Value = pat.get("/.partnergate/whoami").await.json().await.unwrap();
     assert_eq!(whoami["user"], "pat@fabrikam.example");
     assert_eq!(whoami["org"], org_id.as_str());
+
+    // The token is a secret: the access log shows the invitation path without it.
+    let token = link.rsplit('/').next().unwrap().to_string();
+    let logged = gw
+        .access_line(|l| {
+            l["path"] == "/.partnergate/invite/{token}"
+                && l["method"] == "POST"
+                && l["status"] == 303
+        })
+        .await;
+    assert_eq!(logged["user"], "pat@fabrikam.example", "{logged}");
+    let log = std::fs::read_to_string(&gw.access_log).unwrap();
+    assert!(
+        !log.contains(&token),
+        "the invitation token is in the access log"
+    );
 
     // 5. The link is single-use; unknown links get the same page.
     for path in [
@@ -317,6 +347,42 @@ async fn delegated_bounds(directory: &str) {
         assert_eq!(status, 403, "{what}: {answer}");
         assert_eq!(answer["reason"], *reason, "{what}: {answer}");
     }
+    // Re-inviting a pending user would hand alice a link to an account holding more than
+    // she may give: the owner invited zed and gave him admin on client-42 (alice: standard).
+    let zed_invite = invite("zed@acme.example", &["partner-user"]);
+    let (status, zed) = api(
+        &owner,
+        "POST",
+        "/orgs/acme/invitations",
+        Some(zed_invite.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{zed}");
+    let zed_grant = format!(
+        "/users/{}/grants/client-42",
+        zed["user_id"].as_str().unwrap()
+    );
+    let (status, _) = api(
+        &owner,
+        "PUT",
+        &zed_grant,
+        Some(json!({"permission": "admin"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, answer) = api(&alice, "POST", "/orgs/acme/invitations", Some(zed_invite)).await;
+    assert_eq!(
+        (status, answer["reason"].as_str()),
+        (403, Some("grant_above_own")),
+        "{answer}"
+    );
+    // An email of another org's user: a conflict that names neither the org nor the status.
+    let carol = invite("carol@brightpath.example", &["partner-user"]);
+    let (status, answer) = api(&alice, "POST", "/orgs/acme/invitations", Some(carol)).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(!answer.to_string().contains("of org"), "{answer}");
+    assert!(!answer.to_string().contains("active"), "{answer}");
+
     // Over the seat cap: the owner sets the cap to the seats in use.
     let (_, acme) = api(&owner, "GET", "/orgs/acme", None).await;
     let used = acme["seats_used"].as_u64().unwrap();
@@ -345,7 +411,11 @@ async fn delegated_bounds(directory: &str) {
     let refused = denials(&owner, &alice_id).await;
     let mut reasons: Vec<&str> = refused.iter().map(|(_, r)| r.as_str()).collect();
     reasons.sort();
-    let mut expected: Vec<&str> = cases.iter().map(|c| c.4).chain(["seat_cap"]).collect();
+    let mut expected: Vec<&str> = cases
+        .iter()
+        .map(|c| c.4)
+        .chain(["seat_cap", "grant_above_own"])
+        .collect();
     expected.sort();
     assert_eq!(reasons, expected, "{refused:?}");
     // A delegated admin's audit view is her own org's.
@@ -739,6 +809,52 @@ async fn the_openapi_document_matches_the_served_api_and_bearer_tokens_work() {
         .await
         .unwrap();
     assert_eq!(created.status(), 200);
+    // Roles: no one redefines a role they hold, or hands out permissions they lack.
+    let put_role = |name: &str, perms: &[&str]| {
+        client()
+            .put(gw.url(&format!("{API}/roles/{name}")))
+            .bearer_auth(&token)
+            .json(&json!({ "permissions": perms }))
+            .send()
+    };
+    let held = put_role("owner-admin", &["orgs:manage", "users:manage"])
+        .await
+        .unwrap();
+    assert_eq!(held.status(), 403);
+    assert_eq!(held.json::<Value>().await.unwrap()["reason"], "self_change");
+    let above = put_role("auditor", &["audit:view", "billing:admin"])
+        .await
+        .unwrap();
+    assert_eq!(
+        above.json::<Value>().await.unwrap()["reason"],
+        "above_own_rights"
+    );
+    assert_eq!(
+        put_role("auditor", &["audit:view"]).await.unwrap().status(),
+        200
+    );
+    // Account ids that could not be addressed in a path, and control characters: 400.
+    for body in [
+        json!({"id": "..", "name": "x"}),
+        json!({"id": "a/b", "name": "x"}),
+        json!({"id": "ok", "name": "a\u{0}b"}),
+    ] {
+        let resp = client()
+            .post(gw.url(&format!("{API}/accounts")))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{body}");
+    }
+    let nul = client()
+        .get(gw.url(&format!("{API}/audit?action=%00")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nul.status(), 400);
     let bad = client()
         .get(gw.url(&format!("{API}/me")))
         .bearer_auth("not-a-token")

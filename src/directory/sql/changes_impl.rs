@@ -150,6 +150,27 @@ macro_rules! sql_changes {
                     };
                     let before: String = row.try_get(0)?;
                     let org_id: String = row.try_get(1)?;
+                    // A disabled user holds no seat: taking one back must fit under the
+                    // org's cap, counted under the org's row lock.
+                    if before == UserStatus::Disabled.as_str() && status != UserStatus::Disabled {
+                        use $crate::directory::sql::lifecycle_queries as lq;
+                        sqlx::query(lq::LOCK_ORG)
+                            .bind(&org_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        let used: i64 = sqlx::query_scalar(lq::SEATS_USED)
+                            .bind(&org_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        let cap: Option<i64> = sqlx::query(lq::ORG_BY_ID)
+                            .bind(&org_id)
+                            .fetch_one(&mut *tx)
+                            .await?
+                            .try_get(4)?;
+                        if cap.is_some_and(|cap| used >= cap) {
+                            return Err(StoreError::Refused("seat_cap"));
+                        }
+                    }
                     sqlx::query(q::SET_USER_STATUS)
                         .bind(user_id)
                         .bind(status.as_str())

@@ -433,8 +433,10 @@ macro_rules! sql_lifecycle {
                             let org: String = row.try_get(1)?;
                             let status: String = row.try_get(2)?;
                             if org != inv.org_id || status != UserStatus::Invited.as_str() {
+                                // Nothing about the other user (org, status) leaks.
+                                let _ = (org, status);
                                 return Err(StoreError::Conflict(format!(
-                                    "{:?} is already a user ({status}) of org {org:?}",
+                                    "{:?} cannot be invited: the email belongs to an existing user",
                                     inv.email
                                 )));
                             }

@@ -312,6 +312,35 @@ async fn offboarding_disables_members_and_revokes_grants_keeping_the_records() {
         assert_eq!(after["invitations_revoked"], 1, "{after}");
         let org = store.org("acme").await.unwrap().unwrap();
         assert_eq!((org.status, org.seats_used), (OrgStatus::Offboarded, 0));
+        // Taking a seat back fits under the cap, counted inside the transaction.
+        store
+            .set_org_status("acme", OrgStatus::Active, &owner(), T0 + 2)
+            .await
+            .unwrap();
+        let patch = OrgPatch {
+            max_users: Some(Some(1)),
+            ..OrgPatch::default()
+        };
+        store
+            .update_org("acme", &patch, &owner(), T0 + 2)
+            .await
+            .unwrap();
+        store
+            .set_user_status(&alice.id, UserStatus::Active, &owner(), T0 + 3)
+            .await
+            .expect("the one seat");
+        let dan = store
+            .user_by_email("dan@acme.example")
+            .await
+            .unwrap()
+            .unwrap();
+        let over = store
+            .set_user_status(&dan.id, UserStatus::Active, &owner(), T0 + 3)
+            .await;
+        assert!(
+            matches!(over, Err(StoreError::Refused("seat_cap"))),
+            "{over:?}"
+        );
         intact(store).await;
     })
     .await;

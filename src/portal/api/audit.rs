@@ -142,6 +142,9 @@ pub async fn list(req: ApiRequest, axum::extract::Query(q): QueryMap) -> Respons
 fn audit_filter(q: &HashMap<String, String>) -> Result<AuditFilter, String> {
     let mut filter = AuditFilter::default();
     for (key, value) in q {
+        if !super::text_ok(value) {
+            return Err(format!("{key}: control characters are not allowed"));
+        }
         let time = || {
             let v = value
                 .parse::<i64>()
@@ -174,6 +177,9 @@ pub async fn usage(req: ApiRequest, axum::extract::Query(q): QueryMap) -> Respon
     let mut user = None;
     let mut window = crate::usage::UsageWindow::Week;
     for (key, value) in &q {
+        if !super::text_ok(value) {
+            return caller.bad_request("control characters are not allowed");
+        }
         match key.as_str() {
             "window" => match value.parse() {
                 Ok(w) => window = w,

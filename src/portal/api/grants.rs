@@ -127,7 +127,11 @@ pub async fn revoke(req: ApiRequest, Path((user_id, account)): Path<(String, Str
     // A delegated admin revokes only what they could have given.
     if !caller.owner {
         let own = identity.grant(&account).map(|g| g.level);
-        let held = caller.identity().grant(&account).map(|g| g.level);
+        let held = caller
+            .identity()
+            .grant(&account)
+            .filter(|g| g.expires_at.is_none_or(|t| t > caller.now))
+            .map(|g| g.level);
         if own.is_some_and(|level| held.is_none_or(|h| h < level)) {
             return caller
                 .refuse_bounds(crate::lifecycle::Refusal::GrantAboveOwn, target, org_ref)
@@ -166,13 +170,19 @@ pub async fn put_account(req: ApiRequest, body: Bytes) -> Response {
     let account: AccountEntry = json_body!(caller, body);
     let id_ok = !account.id.is_empty()
         && account.id.len() <= 128
+        && account.id != "."
+        && account.id != ".."
         && account
             .id
             .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'/');
-    if !id_ok || account.name.trim().is_empty() {
-        return caller
-            .bad_request("id must be 1-128 visible characters without '/', name non-empty");
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    let name_ok = !account.name.trim().is_empty()
+        && account.name.chars().count() <= 200
+        && super::text_ok(&account.name);
+    if !id_ok || !name_ok {
+        return caller.bad_request(
+            "id must be 1-128 characters A-Z, a-z, 0-9, '.', '_' or '-' (not . or ..); name 1-200 characters",
+        );
     }
     let store = caller.state.sessions().directory().store().clone();
     try_store!(

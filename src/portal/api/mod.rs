@@ -434,7 +434,26 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(
     caller: &Caller,
     body: &[u8],
 ) -> Result<T, Response> {
+    // Raw control characters are already invalid JSON; escaped ones are refused too (no
+    // field of the API takes one, and PostgreSQL text cannot hold NUL).
+    if has_escaped_control(&body.to_ascii_lowercase()) {
+        return Err(caller.bad_request("control characters are not allowed in the body"));
+    }
     serde_json::from_slice(body).map_err(|e| caller.bad_request(&format!("invalid JSON body: {e}")))
+}
+
+/// Whether a (lower-cased) JSON text has a `\u0000`–`\u001f` or `\u007f` escape.
+fn has_escaped_control(lower: &[u8]) -> bool {
+    lower.windows(6).any(|w| {
+        w.starts_with(b"\\u00")
+            && ((w[4] == b'0' || w[4] == b'1') && w[5].is_ascii_hexdigit()
+                || (w[4] == b'7' && w[5] == b'f'))
+    })
+}
+
+/// Free text from a request: no control characters (a 400 otherwise).
+pub fn text_ok(s: &str) -> bool {
+    !s.chars().any(char::is_control)
 }
 
 /// An RFC 3339 time or Unix seconds, from a JSON value.

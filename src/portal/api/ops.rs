@@ -321,4 +321,5 @@ pub static OPS: &[&Op] = &[
     &REVIEW_GET,
     &REVIEW_DECIDE,
     &AUDIT_LIST,
+    &USAGE_GET,
 ];

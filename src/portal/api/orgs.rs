@@ -99,7 +99,7 @@ pub fn validate_org(org: &NewOrg) -> Result<(), String> {
     if !id_ok {
         return Err("id must be 1-64 characters a-z, 0-9 or '-'".into());
     }
-    if org.name.is_empty() || org.name.chars().count() > 200 {
+    if org.name.is_empty() || org.name.chars().count() > 200 || !super::text_ok(&org.name) {
         return Err("name must be 1-200 characters".into());
     }
     if org.org_type.is_empty()
@@ -201,7 +201,9 @@ fn org_patch(fields: &Map<String, Value>) -> Result<OrgPatch, String> {
     let mut patch = OrgPatch::default();
     for (key, value) in fields {
         match (key.as_str(), value) {
-            ("name", Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 200 => {
+            ("name", Value::String(s))
+                if !s.trim().is_empty() && s.chars().count() <= 200 && super::text_ok(s) =>
+            {
                 patch.name = Some(s.trim().to_string())
             }
             ("max_users", Value::Null) => patch.max_users = Some(None),
@@ -337,6 +339,24 @@ pub async fn put_role(req: ApiRequest, Path(name): Path<String>, body: Bytes) ->
         delegable: body.delegable,
     };
     let store = caller.state.sessions().directory().store().clone();
+    // Never above one's own rights: the role's permissions, before and after, must all be
+    // held by the caller; and no one redefines a role they hold (self-promotion, or
+    // stripping the owner role of every owner admin at once).
+    let target = Some(format!("role:{}", role.name));
+    let defined = try_store!(caller, store.roles().await);
+    let held = &caller.identity().permissions;
+    let current = defined.iter().find(|r| r.name == role.name);
+    if caller.identity().has_role(&role.name) {
+        return caller
+            .refuse_bounds(Refusal::SelfChange, target, None)
+            .await;
+    }
+    let within = |perms: &[String]| perms.iter().all(|p| held.binary_search(p).is_ok());
+    if !within(&role.permissions) || current.is_some_and(|r| !within(&r.permissions)) {
+        return caller
+            .refuse_bounds(Refusal::AboveOwnRights, target, None)
+            .await;
+    }
     try_store!(
         caller,
         store.put_role(&role, &caller.actor(), caller.now).await

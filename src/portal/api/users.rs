@@ -137,9 +137,10 @@ pub async fn create_invitation(
     if !email_ok(&email) {
         return Err(caller.bad_request("email is not an email address"));
     }
-    if body.roles.is_empty() {
-        return Err(caller.bad_request("roles must name at least one role"));
-    }
+    let roles = match role_list(body.roles, 1) {
+        Ok(r) => r,
+        Err(m) => return Err(caller.bad_request(m)),
+    };
     let org = org_in_scope(caller, org_id).await?;
     let target = Some(format!("invitation:{email}"));
     let org_ref = Some(org_id.to_string());
@@ -153,13 +154,40 @@ pub async fn create_invitation(
         Ok(r) => r,
         Err(e) => return Err(caller.store_error(e, target, org_ref).await),
     };
-    match caller.admin().check_roles(&org, &body.roles, &defined) {
+    match caller.admin().check_roles(&org, &roles, &defined) {
         Ok(()) => {}
         Err(RoleProblem::Unknown(role)) => {
             return Err(caller.bad_request(&format!("unknown role {role:?}")))
         }
         Err(RoleProblem::Refused(refusal)) => {
             return Err(caller.refuse_bounds(refusal, target, org_ref).await)
+        }
+    }
+    // Re-inviting a still-invited user hands a new link to whoever sends it: only an admin
+    // who may manage that user (and, for a delegated admin, every grant they already hold).
+    let existing = match store.user_by_email(&email).await {
+        Ok(u) => u,
+        Err(e) => return Err(caller.store_error(e, target, org_ref).await),
+    };
+    if let Some(user) = existing.filter(|u| u.org_id == org.id && u.status == UserStatus::Invited) {
+        let identity = match store.identity(&user.id).await {
+            Ok(Some(i)) => i,
+            Ok(None) => return Err(caller.bad_request("the invited user vanished; try again")),
+            Err(e) => return Err(caller.store_error(e, target, org_ref).await),
+        };
+        let admin = caller.admin();
+        let refusal = admin.check_user(&identity).err().or_else(|| {
+            let above = |g: &crate::directory::AccountGrant| {
+                let own = caller
+                    .identity()
+                    .grant(&g.account)
+                    .filter(|o| o.expires_at.is_none_or(|t| t > caller.now));
+                own.is_none_or(|o| o.level < g.level)
+            };
+            (!admin.owner && identity.grants.iter().any(above)).then_some(Refusal::GrantAboveOwn)
+        });
+        if let Some(refusal) = refusal {
+            return Err(caller.refuse_bounds(refusal, target, org_ref).await);
         }
     }
     // Seats: checked here for a clear answer, and again inside the write's transaction.
@@ -179,7 +207,7 @@ pub async fn create_invitation(
     let invitation = NewInvitation {
         org_id: org.id.clone(),
         email,
-        roles: body.roles,
+        roles,
         token_hash: hash_token(&token),
         expires_at: caller.now.saturating_add(ttl),
     };
@@ -194,6 +222,20 @@ pub async fn create_invitation(
     );
     caller.state.notifier.invitation(&created, &link);
     Ok(invitation_json(&created, caller.now, Some(&link)))
+}
+
+/// Most roles one request may hand out.
+const MAX_ROLES: usize = 20;
+
+/// A role list from a request: at least `min`, at most [`MAX_ROLES`], duplicates dropped.
+fn role_list(mut roles: Vec<String>, min: usize) -> Result<Vec<String>, &'static str> {
+    roles.sort();
+    roles.dedup();
+    match roles.len() {
+        n if n < min => Err("roles must name at least one role"),
+        n if n > MAX_ROLES => Err("roles may name at most 20 roles"),
+        _ => Ok(roles),
+    }
 }
 
 /// A plausible email: one '@' with text on both sides, no spaces, at most 254 bytes.
@@ -257,7 +299,11 @@ struct UserPatch {
 
 pub async fn update(req: ApiRequest, Path(user_id): Path<String>, body: Bytes) -> Response {
     let caller = caller!(ops::USER_UPDATE, req);
-    let body: UserPatch = json_body!(caller, body);
+    let mut body: UserPatch = json_body!(caller, body);
+    body.roles = match role_list(body.roles, 0) {
+        Ok(r) => r,
+        Err(m) => return caller.bad_request(m),
+    };
     let identity = match user_to_manage(&caller, &user_id).await {
         Ok(i) => i,
         Err(r) => return r,
