@@ -621,3 +621,11 @@ pub async fn open_ws(url: &str, cookie: Option<&str>, hello: &str) -> Ws {
         }
     }
 }
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}

@@ -488,13 +488,6 @@ async fn status_of(b: &Browser, method: &str, path: &str) -> u16 {
         .as_u16()
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grants_through_the_api_take_effect_on_the_next_request() {
     let dir = tempfile::tempdir().unwrap();

@@ -63,14 +63,7 @@ fn refused(s: u16) -> bool {
     s != 200
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-async fn set_org(store: &dyn Store, status: OrgStatus) {
+pub(crate) async fn set_org(store: &dyn Store, status: OrgStatus) {
     store
         .set_org_status("acme", status, &AuditActor::system(), now())
         .await

@@ -7,12 +7,12 @@
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use partnergate::directory::{self, AuditActor, OrgStatus, Store};
+use partnergate::directory::{self, OrgStatus};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::*;
 use crate::policy::logged_in;
-use crate::revocation::import;
+use crate::revocation::{import, set_org};
 
 /// How long a revoked stream may stay open (typically a few ms; SQLite polls every 250).
 const LIMIT: Duration = Duration::from_secs(5);
@@ -26,20 +26,6 @@ fn body(portal: std::net::SocketAddr, directory: &str) -> String {
          [[routes]]\nname = \"events\"\npath = \"/events\"\nupstream = \"portal\"\n",
         portal_upstream(portal)
     )
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-async fn set_org(store: &dyn Store, status: OrgStatus) {
-    store
-        .set_org_status("acme", status, &AuditActor::system(), now())
-        .await
-        .unwrap();
 }
 
 /// A WebSocket to the portal's echo through `gw`, with `b`'s session, that has echoed

@@ -60,10 +60,7 @@ pub async fn decide(req: ApiRequest, Path(user_id): Path<String>, body: Bytes) -
     if body.note.as_ref().is_some_and(|n| n.chars().count() > 1000) {
         return caller.bad_request("note must be at most 1000 characters");
     }
-    let identity = match user_to_manage(&caller, &user_id).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+    let identity = or_answer!(user_to_manage(&caller, &user_id).await);
     let store = caller.state.sessions().directory().store().clone();
     let target = Some(format!("user:{user_id}"));
     try_store!(

@@ -70,14 +70,8 @@ pub async fn put(
             None => return caller.bad_request("expires must be RFC 3339 or Unix seconds"),
         },
     };
-    let identity = match user_to_manage(&caller, &user_id).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let org = match org_in_scope(&caller, &identity.org.id).await {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+    let identity = or_answer!(user_to_manage(&caller, &user_id).await);
+    let org = or_answer!(org_in_scope(&caller, &identity.org.id).await);
     let target = Some(format!("grant:{user_id}/{account}"));
     let org_ref = Some(org.id.clone());
     let global =
@@ -118,10 +112,7 @@ pub async fn put(
 
 pub async fn revoke(req: ApiRequest, Path((user_id, account)): Path<(String, String)>) -> Response {
     let caller = caller!(ops::GRANT_REVOKE, req);
-    let identity = match user_to_manage(&caller, &user_id).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+    let identity = or_answer!(user_to_manage(&caller, &user_id).await);
     let target = Some(format!("grant:{user_id}/{account}"));
     let org_ref = Some(identity.org.id.clone());
     // A delegated admin revokes only what they could have given.

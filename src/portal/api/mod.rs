@@ -40,13 +40,20 @@ macro_rules! try_store {
     };
 }
 
+/// `let x = or_answer!(result);`: the value, or return the `Err` (a finished answer).
+macro_rules! or_answer {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(response) => return response,
+        }
+    };
+}
+
 /// `let body: T = json_body!(caller, bytes);` or return the 400.
 macro_rules! json_body {
     ($caller:expr, $body:expr) => {
-        match $crate::portal::api::parse_body(&$caller, &$body) {
-            Ok(b) => b,
-            Err(r) => return r,
-        }
+        or_answer!($crate::portal::api::parse_body(&$caller, &$body))
     };
 }
 

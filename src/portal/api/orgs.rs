@@ -259,10 +259,7 @@ pub async fn status(
     if approve.invite.is_some() && action != "approve" {
         return caller.bad_request("only approve takes an invitation");
     }
-    let org = match org_in_scope(&caller, &org_id).await {
-        Ok(org) => org,
-        Err(r) => return r,
-    };
+    let org = or_answer!(org_in_scope(&caller, &org_id).await);
     if !from.contains(&org.status) {
         let message = format!("cannot {action} an org that is {}", org.status);
         return caller.error(StatusCode::CONFLICT, "conflict", &message);

@@ -304,14 +304,8 @@ pub async fn update(req: ApiRequest, Path(user_id): Path<String>, body: Bytes) -
         Ok(r) => r,
         Err(m) => return caller.bad_request(m),
     };
-    let identity = match user_to_manage(&caller, &user_id).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
-    let org = match org_in_scope(&caller, &identity.org.id).await {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+    let identity = or_answer!(user_to_manage(&caller, &user_id).await);
+    let org = or_answer!(org_in_scope(&caller, &identity.org.id).await);
     let target = Some(format!("user:{user_id}"));
     let org_ref = Some(org.id.clone());
     let store = caller.state.sessions().directory().store().clone();
@@ -345,10 +339,7 @@ pub async fn update(req: ApiRequest, Path(user_id): Path<String>, body: Bytes) -
 
 pub async fn remove(req: ApiRequest, Path(user_id): Path<String>) -> Response {
     let caller = caller!(ops::USER_REMOVE, req);
-    let identity = match user_to_manage(&caller, &user_id).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+    let identity = or_answer!(user_to_manage(&caller, &user_id).await);
     let store = caller.state.sessions().directory().store().clone();
     let target = Some(format!("user:{user_id}"));
     try_store!(
@@ -379,18 +370,12 @@ pub async fn status(req: ApiRequest, Path((user_id, action)): Path<(String, Stri
             )
         }
     };
-    let identity = match user_to_manage(&caller, &user_id).await {
-        Ok(i) => i,
-        Err(r) => return r,
-    };
+    let identity = or_answer!(user_to_manage(&caller, &user_id).await);
     let target = Some(format!("user:{user_id}"));
     let org_ref = Some(identity.org.id.clone());
     if status == UserStatus::Active && identity.status == UserStatus::Disabled {
         // A disabled user holds no seat: taking one back must fit under the cap.
-        let org = match org_in_scope(&caller, &identity.org.id).await {
-            Ok(o) => o,
-            Err(r) => return r,
-        };
+        let org = or_answer!(org_in_scope(&caller, &identity.org.id).await);
         if org.max_users.is_some_and(|cap| org.seats_used >= cap) {
             return caller
                 .refuse_bounds(Refusal::SeatCap, target, org_ref)
