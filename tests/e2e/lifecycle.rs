@@ -143,6 +143,19 @@ async fn onboarding(directory: &str) {
         "{body}"
     );
 
+    // A bad invitation is refused before the approval commits: still pending.
+    let bad = json!({ "invite": { "roles": ["no-such-role"] } });
+    let (status, _) = api(
+        &owner,
+        "POST",
+        &format!("/orgs/{org_id}/approve"),
+        Some(bad),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (_, still) = api(&owner, "GET", &format!("/orgs/{org_id}"), None).await;
+    assert_eq!(still["status"], "pending");
+
     // 3. Approval with an invitation for the contact: the API returns the link.
     let approve = json!({ "invite": { "roles": ["partner-admin"] } });
     let (status, approved) = api(

@@ -251,7 +251,7 @@ pub async fn status(
             .refuse_bounds(Refusal::SelfChange, target, Some(org_id))
             .await;
     }
-    let approve: ApproveBody = if body.is_empty() {
+    let mut approve: ApproveBody = if body.is_empty() {
         ApproveBody::default()
     } else {
         json_body!(caller, body)
@@ -265,6 +265,25 @@ pub async fn status(
         return caller.error(StatusCode::CONFLICT, "conflict", &message);
     }
     let store = caller.state.sessions().directory().store().clone();
+    // The invitation is written after the approval commits: check what can be checked
+    // first, so a bad invitation does not leave the org approved without one.
+    if let Some(invite) = &mut approve.invite {
+        if invite.email.is_none() {
+            invite.email = org.contact_email.clone();
+        }
+        let email_ok = invite.email.as_deref().is_some_and(users::email_ok);
+        if !email_ok || invite.roles.is_empty() {
+            return caller.bad_request("the invitation needs an email (or a contact) and roles");
+        }
+        let defined = try_store!(caller, store.roles().await);
+        if let Some(unknown) = invite
+            .roles
+            .iter()
+            .find(|r| !defined.iter().any(|d| &d.name == *r))
+        {
+            return caller.bad_request(&format!("unknown role {unknown:?}"));
+        }
+    }
     let change = try_store!(
         caller,
         store
@@ -281,10 +300,7 @@ pub async fn status(
         "sessions_ended": change.sessions_ended,
         "audit_seq": change.audit_seq,
     });
-    if let Some(mut invite) = approve.invite {
-        if invite.email.is_none() {
-            invite.email = org.contact_email.clone();
-        }
+    if let Some(invite) = approve.invite {
         match users::create_invitation(&caller, &org_id, invite).await {
             Ok(invitation) => out["invitation"] = invitation,
             Err(r) => return r,
