@@ -5,6 +5,16 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// RFC 3339 in UTC (`2026-12-31T00:00:00Z`) of Unix seconds; `None` out of range.
+pub fn rfc3339(ts: i64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+}
+
 pub trait Clock: Send + Sync + 'static {
     /// Unix seconds.
     fn now(&self) -> i64;

@@ -5,9 +5,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
-
 use crate::directory::{ReviewParams, ReviewRow, Timestamp};
 
 use super::audit_cmd::open;
@@ -74,10 +71,7 @@ fn render_json(rows: &[ReviewRow]) -> String {
 
 /// `2026-01-31T00:00:00Z`; the raw number if it is out of range.
 fn time_text(ts: Timestamp) -> String {
-    OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| ts.to_string())
+    crate::clock::rfc3339(ts).unwrap_or_else(|| ts.to_string())
 }
 
 fn optional_time(ts: Option<Timestamp>, none: &str) -> String {

@@ -191,6 +191,16 @@ impl Directory {
         }))
     }
 
+    /// The user a bearer token's user claim names: by email when it holds an `@`, else
+    /// the claim is the user id itself. `Ok(None)`: no user with that email.
+    pub async fn user_id_for_claim(&self, claim: &str) -> StoreResult<Option<String>> {
+        if claim.contains('@') {
+            self.user_id_by_email(claim).await
+        } else {
+            Ok(Some(claim.to_string()))
+        }
+    }
+
     /// Drop everything cached about a user (status, roles or grants changed).
     pub fn invalidate_user(&self, user_id: &str) {
         self.generation.fetch_add(1, Ordering::AcqRel);

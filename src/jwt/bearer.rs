@@ -21,6 +21,16 @@ use super::token::{
 };
 use crate::config::{IssuerConfig, KeySource};
 
+/// The token of an `Authorization: Bearer <token>` header (scheme in any case), if any.
+pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 /// Verified tokens kept at once.
 const TOKEN_CACHE_CAPACITY: u64 = 50_000;
 

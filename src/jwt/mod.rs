@@ -17,7 +17,7 @@ mod token;
 pub use assertion::{
     verify_assertion, AssertionClaims, AssertionSigner, Subject, ASSERTION_ISSUER,
 };
-pub use bearer::{BearerVerifier, VerifiedToken};
+pub use bearer::{bearer_token, BearerVerifier, VerifiedToken};
 pub use error::BearerError;
 
 #[cfg(test)]

@@ -136,7 +136,7 @@ async fn check_origin(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
-    let bearer = api::bearer_token(request.headers()).is_some();
+    let bearer = crate::jwt::bearer_token(request.headers()).is_some();
     if write && !bearer && !same_origin(request.headers(), &ctx) {
         return with_outcome(
             pages::message(
@@ -264,11 +264,5 @@ fn with_outcome(mut response: Response, outcome: PortalOutcome) -> Response {
 }
 
 fn rfc3339(ts: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+    crate::clock::rfc3339(ts).unwrap_or_default()
 }

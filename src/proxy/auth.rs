@@ -8,7 +8,7 @@ use pingora::prelude::*;
 
 use crate::config::{AuthMode, RouteConfig};
 use crate::directory::{CachedIdentity, StoreError};
-use crate::jwt::{AssertionClaims, Subject};
+use crate::jwt::{bearer_token, AssertionClaims, Subject};
 use crate::session::{cookie, SessionState};
 
 use super::ctx::RequestCtx;
@@ -86,7 +86,7 @@ enum Credentials<'a> {
 /// The credentials the route accepts, bearer first when both are allowed and present.
 fn credentials<'a>(req: &'a RequestHeader, mode: AuthMode, cookie_name: &str) -> Credentials<'a> {
     if matches!(mode, AuthMode::Bearer | AuthMode::Any) {
-        if let Some(token) = bearer_token(req) {
+        if let Some(token) = bearer_token(&req.headers) {
             return Credentials::Bearer(token);
         }
     }
@@ -96,15 +96,6 @@ fn credentials<'a>(req: &'a RequestHeader, mode: AuthMode, cookie_name: &str) ->
         }
     }
     Credentials::None
-}
-
-fn bearer_token(req: &RequestHeader) -> Option<&str> {
-    let value = req.headers.get("authorization")?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 async fn bearer_user(
@@ -122,12 +113,7 @@ async fn bearer_user(
             bad_token: true,
         })?;
     ctx.bearer = true;
-    // The user claim names a directory user by email (or by id when it is no email).
-    let user = if verified.user.contains('@') {
-        services.directory.user_id_by_email(&verified.user).await?
-    } else {
-        Some(verified.user.clone())
-    };
+    let user = services.directory.user_id_for_claim(&verified.user).await?;
     user.ok_or(Refusal::Unauthenticated {
         reason: "unknown_user",
         bad_token: true,
@@ -249,11 +235,11 @@ mod tests {
     fn bearer_scheme_is_case_insensitive_and_needs_a_token() {
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.insert_header("authorization", "bearer abc").unwrap();
-        assert_eq!(bearer_token(&req), Some("abc"));
+        assert_eq!(bearer_token(&req.headers), Some("abc"));
         req.insert_header("authorization", "Bearer ").unwrap();
-        assert_eq!(bearer_token(&req), None);
+        assert_eq!(bearer_token(&req.headers), None);
         req.insert_header("authorization", "Basic abc").unwrap();
-        assert_eq!(bearer_token(&req), None);
+        assert_eq!(bearer_token(&req.headers), None);
     }
 
     #[test]

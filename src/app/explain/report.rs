@@ -723,11 +723,5 @@ pub fn quoted(items: &[String]) -> String {
 
 /// RFC 3339 (UTC, seconds) of Unix seconds.
 pub fn rfc3339(t: Timestamp) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| t.to_string())
+    crate::clock::rfc3339(t).unwrap_or_else(|| t.to_string())
 }

@@ -3,9 +3,6 @@
 
 use std::collections::HashMap;
 
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
-
 use super::super::model::{AccountLevel, OrgStatus, Timestamp, UserStatus};
 use super::super::store::{StoreError, StoreResult};
 
@@ -31,10 +28,7 @@ pub fn count_u32(what: &str, n: i64) -> StoreResult<u32> {
 
 /// RFC 3339 in UTC (`2026-12-31T00:00:00Z`), the import format of `expires`.
 pub fn format_expires(ts: Timestamp) -> StoreResult<String> {
-    OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .ok_or_else(|| corrupt("grant expiry", ts))
+    crate::clock::rfc3339(ts).ok_or_else(|| corrupt("grant expiry", ts))
 }
 
 /// A new stable user id: `u-` and 16 random lower-hex digits.

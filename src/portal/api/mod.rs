@@ -77,6 +77,7 @@ use serde_json::{json, Value};
 use crate::directory::{
     AuditActor, AuditEntry, AuditOutcome, CachedIdentity, Identity, StoreError, Timestamp,
 };
+use crate::jwt::bearer_token;
 use crate::lifecycle::{Admin, Refusal};
 use crate::policy::decide::{decide, Decision, Request as PolicyRequest};
 use crate::session::SessionState;
@@ -340,11 +341,7 @@ async fn authenticate(
         let Ok(verified) = ctx.bearer.verify(token, now) else {
             return Ok(None);
         };
-        if verified.user.contains('@') {
-            directory.user_id_by_email(&verified.user).await?
-        } else {
-            Some(verified.user)
-        }
+        directory.user_id_for_claim(&verified.user).await?
     } else if let Some(token) = session_cookie(headers, &ctx.config) {
         let idle = ctx.config.session.idle_timeout;
         match state.sessions().resolve(token, idle).await? {
@@ -358,15 +355,6 @@ async fn authenticate(
         return Ok(None);
     };
     directory.identity(&user_id).await
-}
-
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 fn error_body(status: StatusCode, error: &str, message: &str, request_id: &str) -> Response {
@@ -478,11 +466,5 @@ pub fn parse_time(value: &Value) -> Option<Timestamp> {
 
 /// RFC 3339 (UTC) for a Unix time.
 pub fn rfc3339(ts: Timestamp) -> Value {
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .map_or(Value::Null, Value::String)
+    crate::clock::rfc3339(ts).map_or(Value::Null, Value::String)
 }
