@@ -141,35 +141,10 @@ macro_rules! sql_changes {
                     now: Timestamp,
                 ) -> StoreResult<StatusChange> {
                     let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
-                    let row = sqlx::query(q::LOCK_USER_STATUS)
-                        .bind(user_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let Some(row) = row else {
-                        return Err(StoreError::NotFound(format!("no user {user_id:?}")));
-                    };
-                    let before: String = row.try_get(0)?;
-                    let org_id: String = row.try_get(1)?;
-                    // A disabled user holds no seat: taking one back must fit under the
-                    // org's cap, counted under the org's row lock.
+                    let (before, org_id) = Self::lock_user(&mut tx, user_id).await?;
+                    // A disabled user holds no seat: taking one back must fit under the cap.
                     if before == UserStatus::Disabled.as_str() && status != UserStatus::Disabled {
-                        use $crate::directory::sql::lifecycle_queries as lq;
-                        sqlx::query(lq::LOCK_ORG)
-                            .bind(&org_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        let used: i64 = sqlx::query_scalar(lq::SEATS_USED)
-                            .bind(&org_id)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        let cap: Option<i64> = sqlx::query(lq::ORG_BY_ID)
-                            .bind(&org_id)
-                            .fetch_one(&mut *tx)
-                            .await?
-                            .try_get(4)?;
-                        if cap.is_some_and(|cap| used >= cap) {
-                            return Err(StoreError::Refused("seat_cap"));
-                        }
+                        Self::take_seat(&mut tx, &org_id).await?;
                     }
                     sqlx::query(q::SET_USER_STATUS)
                         .bind(user_id)

@@ -93,8 +93,30 @@ macro_rules! sql_lifecycle {
                     Ok(Some(org_detail(&row, Some(roles))?))
                 }
 
+                /// Check, under the org's row lock until the transaction ends, that the org
+                /// has a free seat (`max_users` over every user but `disabled`);
+                /// [`StoreError::Refused`] `seat_cap` when it has none.
+                pub(crate) async fn take_seat(conn: &mut Conn, org_id: &str) -> StoreResult<()> {
+                    sqlx::query(lq::LOCK_ORG)
+                        .bind(org_id)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    let used: i64 = sqlx::query_scalar(lq::SEATS_USED)
+                        .bind(org_id)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    let cap: Option<i64> = sqlx::query_scalar(lq::ORG_MAX_USERS)
+                        .bind(org_id)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    match cap {
+                        Some(cap) if used >= cap => Err(StoreError::Refused("seat_cap")),
+                        _ => Ok(()),
+                    }
+                }
+
                 /// Lock the user's row; its status and org. NotFound for an unknown id.
-                async fn lock_user(
+                pub(crate) async fn lock_user(
                     conn: &mut Conn,
                     user_id: &str,
                 ) -> StoreResult<(String, String)> {
@@ -450,18 +472,7 @@ macro_rules! sql_lifecycle {
                             id
                         }
                         None => {
-                            let used: i64 = sqlx::query_scalar(lq::SEATS_USED)
-                                .bind(&inv.org_id)
-                                .fetch_one(&mut *tx)
-                                .await?;
-                            let cap: Option<i64> = sqlx::query(lq::ORG_BY_ID)
-                                .bind(&inv.org_id)
-                                .fetch_one(&mut *tx)
-                                .await?
-                                .try_get(4)?;
-                            if cap.is_some_and(|cap| used >= cap) {
-                                return Err(StoreError::Refused("seat_cap"));
-                            }
+                            Self::take_seat(&mut tx, &inv.org_id).await?;
                             let id = rows::new_user_id();
                             sqlx::query(lq::INSERT_INVITED_USER)
                                 .bind(&id)

@@ -30,6 +30,8 @@ pub const UPDATE_ORG: &str = "UPDATE orgs SET name = $2, max_users = $3, max_gra
 pub const CLEAR_ORG_ROLES: &str = "DELETE FROM org_roles WHERE org_id = $1";
 pub const INSERT_ORG_ROLE: &str = "INSERT INTO org_roles (org_id, role) VALUES ($1, $2)";
 
+pub const ORG_MAX_USERS: &str = "SELECT max_users FROM orgs WHERE id = $1";
+
 /// Users of an org that take a seat (every status but `disabled`).
 pub const SEATS_USED: &str =
     "SELECT COUNT(*) FROM users WHERE org_id = $1 AND status <> 'disabled'";

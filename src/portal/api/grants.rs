@@ -12,29 +12,12 @@ use crate::directory::data::AccountEntry;
 use crate::directory::GrantChange;
 
 use super::orgs::org_in_scope;
-use super::users::{identity_json, user_to_manage};
+use super::users::{identity_json, user_in_scope, user_to_manage};
 use super::{ops, parse_time, rfc3339, ApiRequest};
 
 pub async fn list(req: ApiRequest, Path(user_id): Path<String>) -> Response {
     let caller = caller!(ops::GRANTS_LIST, req);
-    let store = caller.state.sessions().directory().store().clone();
-    let identity = match store.identity(&user_id).await {
-        Ok(Some(i)) => i,
-        Ok(None) => {
-            return caller.error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                &format!("no user {user_id:?}"),
-            )
-        }
-        Err(e) => return caller.store_error(e, None, None).await,
-    };
-    if let Err(refusal) = caller.admin().check_org(&identity.org.id) {
-        let target = Some(format!("user:{user_id}"));
-        return caller
-            .refuse_bounds(refusal, target, Some(identity.org.id.clone()))
-            .await;
-    }
+    let identity = or_answer!(user_in_scope(&caller, &user_id).await);
     let body = identity_json(&identity);
     caller.ok(
         StatusCode::OK,

@@ -204,7 +204,14 @@ impl Caller {
             // Fail closed: the refusal stands; the operator sees why it is not audited.
             tracing::error!(request_id = %self.ctx.request_id, "refusal not audited: {e}");
         }
-        forbidden(&self.ctx, reason, &self.entry)
+        let body =
+            json!({ "error": "forbidden", "reason": reason, "request_id": self.ctx.request_id });
+        let outcome = PortalOutcome {
+            verdict: Verdict::Deny,
+            reason: Some(reason),
+            ..self.outcome()
+        };
+        with_outcome((StatusCode::FORBIDDEN, Json(body)).into_response(), outcome)
     }
 
     /// A refusal from the lifecycle bounds.
@@ -244,22 +251,7 @@ impl Caller {
                 self.error(StatusCode::BAD_REQUEST, "invalid", &problems.join("; "))
             }
             StoreError::Refused(reason) => self.refuse(reason, target, org_id).await,
-            StoreError::Unavailable(m) => {
-                tracing::error!(request_id = %self.ctx.request_id, "directory error: {m}");
-                with_outcome(
-                    error_body(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "unavailable",
-                        "the directory is unavailable",
-                        &self.ctx.request_id,
-                    ),
-                    PortalOutcome {
-                        verdict: Verdict::Error,
-                        reason: Some("directory_unavailable"),
-                        ..self.outcome()
-                    },
-                )
-            }
+            StoreError::Unavailable(m) => unavailable(&self.ctx, &m, self.outcome()),
         }
     }
 
@@ -301,7 +293,7 @@ pub async fn authorize(op: &'static Op, req: &ApiRequest) -> Result<Caller, Resp
     let entry = match authenticate(state, ctx, headers, now).await {
         Ok(Some(entry)) => entry,
         Ok(None) => return Err(unauthenticated(ctx)),
-        Err(e) => return Err(unavailable(ctx, &e)),
+        Err(e) => return Err(unavailable(ctx, &e, PortalOutcome::allow())),
     };
     let owner_type = &ctx.config.server.owner_org_type;
     let caller = Caller {
@@ -362,18 +354,6 @@ fn error_body(status: StatusCode, error: &str, message: &str, request_id: &str) 
     (status, Json(body)).into_response()
 }
 
-fn forbidden(ctx: &PortalContext, reason: &'static str, entry: &CachedIdentity) -> Response {
-    let body = json!({ "error": "forbidden", "reason": reason, "request_id": ctx.request_id });
-    with_outcome(
-        (StatusCode::FORBIDDEN, Json(body)).into_response(),
-        PortalOutcome {
-            user: Some(entry.identity.email.clone()),
-            org: Some(entry.identity.org.id.clone()),
-            ..PortalOutcome::deny(reason)
-        },
-    )
-}
-
 fn unauthenticated(ctx: &PortalContext) -> Response {
     let mut response = error_body(
         StatusCode::UNAUTHORIZED,
@@ -395,7 +375,8 @@ fn unauthenticated(ctx: &PortalContext) -> Response {
     )
 }
 
-fn unavailable(ctx: &PortalContext, e: &StoreError) -> Response {
+/// 503: the directory cannot answer (the reason goes to the log only).
+fn unavailable(ctx: &PortalContext, e: &dyn std::fmt::Display, outcome: PortalOutcome) -> Response {
     tracing::error!(request_id = %ctx.request_id, "directory error: {e}");
     with_outcome(
         error_body(
@@ -407,7 +388,7 @@ fn unavailable(ctx: &PortalContext, e: &StoreError) -> Response {
         PortalOutcome {
             verdict: Verdict::Error,
             reason: Some("directory_unavailable"),
-            ..PortalOutcome::allow()
+            ..outcome
         },
     )
 }

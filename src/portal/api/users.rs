@@ -1,7 +1,5 @@
 //! Users of an org: the caller, listing, invitations, roles, suspension and removal.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::StatusCode;
@@ -190,17 +188,7 @@ pub async fn create_invitation(
             return Err(caller.refuse_bounds(refusal, target, org_ref).await);
         }
     }
-    // Seats: checked here for a clear answer, and again inside the write's transaction.
-    if org.max_users.is_some_and(|cap| org.seats_used >= cap) {
-        let existing = store.user_by_email(&email).await.ok().flatten();
-        let reinvite =
-            existing.is_some_and(|u| u.org_id == org.id && u.status == UserStatus::Invited);
-        if !reinvite {
-            return Err(caller
-                .refuse_bounds(Refusal::SeatCap, target, org_ref)
-                .await);
-        }
-    }
+    // The seat cap is checked by the store, under the org's row lock (`seat_cap`).
     let token = new_token();
     let ttl =
         i64::try_from(caller.ctx.config.lifecycle.invitation_ttl.as_secs()).unwrap_or(i64::MAX);
@@ -250,11 +238,11 @@ pub fn email_ok(email: &str) -> bool {
 }
 
 /// The target user, when it exists and the caller may see it.
-async fn user_in_scope(caller: &Caller, user_id: &str) -> Result<Arc<Identity>, Response> {
+pub async fn user_in_scope(caller: &Caller, user_id: &str) -> Result<Identity, Response> {
     let directory = caller.state.sessions().directory();
     let target = Some(format!("user:{user_id}"));
     let identity = match directory.store().identity(user_id).await {
-        Ok(Some(id)) => Arc::new(id),
+        Ok(Some(id)) => id,
         Ok(None) => {
             return Err(caller.error(
                 StatusCode::NOT_FOUND,
@@ -273,7 +261,7 @@ async fn user_in_scope(caller: &Caller, user_id: &str) -> Result<Arc<Identity>, 
 
 /// The target user, when the caller may manage it (in scope, not themselves, not above
 /// their own rights).
-pub async fn user_to_manage(caller: &Caller, user_id: &str) -> Result<Arc<Identity>, Response> {
+pub async fn user_to_manage(caller: &Caller, user_id: &str) -> Result<Identity, Response> {
     let identity = user_in_scope(caller, user_id).await?;
     if let Err(refusal) = caller.admin().check_user(&identity) {
         let target = Some(format!("user:{user_id}"));
@@ -373,15 +361,7 @@ pub async fn status(req: ApiRequest, Path((user_id, action)): Path<(String, Stri
     let identity = or_answer!(user_to_manage(&caller, &user_id).await);
     let target = Some(format!("user:{user_id}"));
     let org_ref = Some(identity.org.id.clone());
-    if status == UserStatus::Active && identity.status == UserStatus::Disabled {
-        // A disabled user holds no seat: taking one back must fit under the cap.
-        let org = or_answer!(org_in_scope(&caller, &identity.org.id).await);
-        if org.max_users.is_some_and(|cap| org.seats_used >= cap) {
-            return caller
-                .refuse_bounds(Refusal::SeatCap, target, org_ref)
-                .await;
-        }
-    }
+    // Reactivating a disabled user takes a seat: the store checks the cap (`seat_cap`).
     if identity.status == UserStatus::Invited {
         let message = "an invited user becomes active by accepting the invitation";
         return caller.error(StatusCode::CONFLICT, "conflict", message);
