@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::common::*;
 use crate::identity::{claims, issuer_section, sign};
-use crate::policy::{logged_in, start_policy_gateway};
+use crate::policy::{logged_in, policy_body, start_policy_gateway};
 
 const API: &str = "/.partnergate/api/v1";
 
@@ -667,13 +667,9 @@ async fn review_lists_last_use_and_a_revoke_decision_applies_at_once() {
 async fn suspending_and_offboarding_through_the_api_reach_a_second_postgres_instance() {
     let schema = PgSchema::new().await;
     let (portal, a) = start_policy_gateway(&schema.url, "").await;
-    let body = format!(
-        "{}\n[directory]\nurl = \"{}\"\n{}",
-        portal_upstream(portal.addr),
-        schema.url,
-        crate::policy::policy_routes()
-    );
-    let b = GatewayBuilder::new(body).start().await;
+    let b = GatewayBuilder::new(policy_body(portal.addr, &schema.url, ""))
+        .start()
+        .await;
     let owner = logged_in(&a, "owner@northwind.example").await;
     let bob_b = logged_in(&b, "bob@acme.example").await;
     let alice_b = logged_in(&b, "alice@acme.example").await;
@@ -893,12 +889,9 @@ async fn redis_fan_out_carries_an_api_suspension_to_another_instance_on_one_sqli
     let prefix = format!("fanout{:08x}:", rand::random::<u32>());
     let redis = format!("[redis]\nurl = \"redis://127.0.0.1:6379\"\nkey_prefix = \"{prefix}\"\n");
     let (portal, a) = start_policy_gateway(&url, &redis).await;
-    let body = format!(
-        "{}\n[directory]\nurl = \"{url}\"\n{redis}\n{}",
-        portal_upstream(portal.addr),
-        crate::policy::policy_routes()
-    );
-    let b = GatewayBuilder::new(body).start().await;
+    let b = GatewayBuilder::new(policy_body(portal.addr, &url, &redis))
+        .start()
+        .await;
     let owner = logged_in(&a, "owner@northwind.example").await;
     let bob_b = logged_in(&b, "bob@acme.example").await;
     assert_eq!(status_of(&bob_b, "GET", "/deals").await, 200);

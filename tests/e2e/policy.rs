@@ -71,13 +71,19 @@ upstream = "portal"
 "#
 }
 
+/// The configuration body of a gateway with [`policy_routes`] on `directory`, before the
+/// routes `extra` (e.g. `[redis]`, `[[issuers]]`).
+pub fn policy_body(portal: std::net::SocketAddr, directory: &str, extra: &str) -> String {
+    format!(
+        "{}\n[directory]\nurl = \"{directory}\"\n{extra}\n{}",
+        portal_upstream(portal),
+        policy_routes()
+    )
+}
+
 pub async fn start_policy_gateway(directory: &str, extra: &str) -> (Portal, Gateway) {
     let portal = Portal::start().await;
-    let body = format!(
-        "{}\n[directory]\nurl = \"{directory}\"\n{extra}\n{}",
-        portal_upstream(portal.addr),
-        policy_routes()
-    );
+    let body = policy_body(portal.addr, directory, extra);
     let gw = GatewayBuilder::new(body)
         .import(demo_directory())
         .start()

@@ -10,17 +10,13 @@ use std::time::{Duration, Instant};
 use partnergate::directory::{self, AuditActor, OrgStatus, Store};
 
 use crate::common::*;
-use crate::policy::{logged_in, policy_routes};
+use crate::policy::{logged_in, policy_body};
 
 /// The bound the contract's "next request" is held to here (typically a few ms).
 const LIMIT: Duration = Duration::from_secs(2);
 
 fn body(portal: std::net::SocketAddr, directory: &str) -> String {
-    format!(
-        "{}\n[directory]\nurl = \"{directory}\"\n{}",
-        portal_upstream(portal),
-        policy_routes()
-    )
+    policy_body(portal, directory, "")
 }
 
 /// The same session cookie, sent to another instance.
