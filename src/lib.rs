@@ -7,6 +7,7 @@
 
 pub mod accesslog;
 pub mod admin;
+pub mod admission;
 pub mod app;
 pub mod cli;
 pub mod clock;

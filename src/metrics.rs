@@ -340,6 +340,127 @@ impl LoginMetrics {
     }
 }
 
+/// The metric handles of one `route` label value, resolved when a configuration is
+/// loaded, so that counting a request hashes no label values. Counters for label sets
+/// not seen yet are created on first use and kept (a few per method and decision).
+pub struct RouteMetrics {
+    name: Box<str>,
+    requests: IntCounterVec,
+    /// `[method][decision][way]`: the counter of the last statuses seen for that pair.
+    request_slots: Box<[std::sync::OnceLock<(u16, IntCounter)>]>,
+    duration: prometheus::Histogram,
+    denials: IntCounterVec,
+    denial_slots: Box<[std::sync::OnceLock<IntCounter>]>,
+    rejections: IntCounterVec,
+    rejection_slots: Box<[std::sync::OnceLock<IntCounter>]>,
+}
+
+/// Methods with their own `method` label value, then `other`.
+const METHOD_SLOTS: usize = 10;
+/// Statuses remembered per method and decision before falling back to a lookup.
+const STATUS_WAYS: usize = 2;
+
+impl RouteMetrics {
+    /// Handles for route `name`; `decisions` decision values, `reasons` deny reasons and
+    /// `keys` rate-limit key labels, each addressed by its index.
+    pub fn new(
+        metrics: &Metrics,
+        name: &str,
+        decisions: usize,
+        reasons: usize,
+        keys: usize,
+    ) -> Self {
+        RouteMetrics {
+            name: name.into(),
+            requests: metrics.http_requests.clone(),
+            request_slots: empty_slots(METHOD_SLOTS * decisions * STATUS_WAYS),
+            duration: metrics.request_duration.with_label_values(&[name]),
+            denials: metrics.policy_denials.clone(),
+            denial_slots: empty_slots(reasons),
+            rejections: metrics.ratelimit_rejections.clone(),
+            rejection_slots: empty_slots(keys),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Count one answered request.
+    pub fn request(&self, method: &http::Method, status: u16, decision: (usize, &str)) {
+        let method_label = method_label(method.as_str());
+        let m = METHOD_LABELS
+            .iter()
+            .position(|l| *l == method_label)
+            .unwrap_or(METHOD_SLOTS - 1);
+        let base = (m * (self.request_slots.len() / METHOD_SLOTS / STATUS_WAYS) + decision.0)
+            * STATUS_WAYS;
+        let make = || {
+            self.requests.with_label_values(&[
+                &self.name,
+                method_label,
+                status_label(status),
+                decision.1,
+            ])
+        };
+        for way in self.request_slots.iter().skip(base).take(STATUS_WAYS) {
+            let (seen, counter) = way.get_or_init(|| (status, make()));
+            if *seen == status {
+                counter.inc();
+                return;
+            }
+        }
+        make().inc();
+    }
+
+    pub fn observe_duration(&self, seconds: f64) {
+        self.duration.observe(seconds);
+    }
+
+    /// Count a policy denial (also a shadow one) under deny reason `index`, `reason`.
+    pub fn denied(&self, index: usize, reason: &str) {
+        self.slot(&self.denial_slots, index, &self.denials, reason)
+            .inc();
+    }
+
+    /// Count a rate-limit rejection under key label `index`, `key`.
+    pub fn rate_limited(&self, index: usize, key: &str) {
+        self.slot(&self.rejection_slots, index, &self.rejections, key)
+            .inc();
+    }
+
+    fn slot<'a>(
+        &'a self,
+        slots: &'a [std::sync::OnceLock<IntCounter>],
+        index: usize,
+        vec: &IntCounterVec,
+        label: &str,
+    ) -> std::borrow::Cow<'a, IntCounter> {
+        match slots.get(index) {
+            Some(slot) => std::borrow::Cow::Borrowed(
+                slot.get_or_init(|| vec.with_label_values(&[&self.name, label])),
+            ),
+            None => std::borrow::Cow::Owned(vec.with_label_values(&[&self.name, label])),
+        }
+    }
+}
+
+impl std::fmt::Debug for RouteMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteMetrics")
+            .field("route", &self.name)
+            .finish()
+    }
+}
+
+fn empty_slots<T>(n: usize) -> Box<[std::sync::OnceLock<T>]> {
+    (0..n).map(|_| std::sync::OnceLock::new()).collect()
+}
+
+const METHOD_LABELS: [&str; METHOD_SLOTS - 1] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
 /// The `method` label: the standard methods as themselves, anything else `other`.
 pub fn method_label(m: &str) -> &'static str {
     match m {

@@ -105,7 +105,9 @@ pub fn validate(path: &Path) -> Result<Validated, Vec<Problem>> {
             ));
         }
     }
-    let snapshot = match Snapshot::build(config.clone(), None) {
+    // Route metrics go to a throwaway registry here; `run` binds the snapshot to the
+    // process's own before serving.
+    let snapshot = match Snapshot::build(config.clone(), None, &crate::metrics::Metrics::new()) {
         Ok(s) => Some(s),
         Err(mut more) => {
             problems.append(&mut more);

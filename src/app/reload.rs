@@ -32,7 +32,8 @@ impl Reloader {
         let _one_at_a_time = self.lock.lock().await;
         let path = self.path.clone();
         let old = self.shared.snapshot();
-        let built = tokio::task::spawn_blocking(move || build(&path, &old)).await;
+        let metrics = self.shared.metrics.clone();
+        let built = tokio::task::spawn_blocking(move || build(&path, &old, &metrics)).await;
         let result = match built {
             Ok(r) => r,
             Err(e) => Err(vec![Problem {
@@ -83,7 +84,11 @@ impl Reloader {
     }
 }
 
-fn build(path: &std::path::Path, old: &Snapshot) -> Result<Snapshot, Vec<Problem>> {
+fn build(
+    path: &std::path::Path,
+    old: &Snapshot,
+    metrics: &crate::metrics::Metrics,
+) -> Result<Snapshot, Vec<Problem>> {
     let loaded = crate::config::Config::load(path).map_err(|e| e.0)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
@@ -109,5 +114,5 @@ fn build(path: &std::path::Path, old: &Snapshot) -> Result<Snapshot, Vec<Problem
             "[redis] url or key_prefix changed: it takes effect after a restart (limits stay as they were shared or local until then)"
         );
     }
-    Snapshot::build(new, Some(old))
+    Snapshot::build(new, Some(old), metrics)
 }

@@ -73,9 +73,9 @@ pub fn run(path: &Path) -> Result<(), StartError> {
             if !store.is_connected() {
                 tracing::warn!("Redis not reachable yet: each limit applies its on_redis_error fallback until it is");
             }
-            validated.snapshot.with_shared_limits(store)
+            validated.snapshot.rebind(&metrics, Some(store))
         }
-        None => validated.snapshot,
+        None => validated.snapshot.rebind(&metrics, None),
     };
     let shared = Arc::new(Shared::new(
         snapshot,

@@ -106,7 +106,7 @@ pub async fn upkeep(shared: Arc<Shared>) {
             tracing::warn!("writing session activity: {e}");
         }
         let snapshot = shared.snapshot();
-        snapshot.ratelimits.evict_idle();
+        snapshot.rules.limits.evict_idle();
         if n % 4 == 0 {
             match services
                 .sessions

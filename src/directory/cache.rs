@@ -29,6 +29,18 @@ pub struct CachedIdentity {
     touched: AtomicI64,
 }
 
+impl CachedIdentity {
+    /// An identity as loaded under directory `generation`.
+    pub fn new(identity: Identity, generation: u64) -> Self {
+        CachedIdentity {
+            headers: IdentityHeaderValues::of(&identity),
+            identity: Arc::new(identity),
+            generation,
+            touched: AtomicI64::new(0),
+        }
+    }
+}
+
 /// `X-Partner-User`, `-User-Id`, `-Org`, `-Org-Type` and `-Roles` as header values.
 #[derive(Debug, Clone)]
 pub struct IdentityHeaderValues {
@@ -159,12 +171,7 @@ impl Directory {
             .call(move |s| async move { s.identity(&id).await })
             .await?;
         Ok(loaded.map(|identity| {
-            let entry = Arc::new(CachedIdentity {
-                headers: IdentityHeaderValues::of(&identity),
-                identity: Arc::new(identity),
-                generation,
-                touched: AtomicI64::new(0),
-            });
+            let entry = Arc::new(CachedIdentity::new(identity, generation));
             // Do not cache what an invalidation raced past.
             if self.generation() == generation {
                 self.identities.insert(user_id.to_string(), entry.clone());

@@ -1,14 +1,17 @@
-//! The authorisation decision for a matched route (CONTRACT §2 route rules, §3 step 5).
+//! The authorisation decision for a matched route: the route's rules (`auth`, `methods`,
+//! `allow_org_types`, `allow_roles`, `allow_permissions`, `account_permission`) and the
+//! user's and org's status.
 //!
 //! Pure: the route, the request's method and `{account}` capture, the resolved identity
-//! and the time go in; a [`Decision`] comes out. The proxy and `partnergate explain` both
-//! call [`check`] rule by rule in [`Rule::ORDER`], so what `explain` prints is what the
-//! proxy does. Owner-admin users get no implicit bypass: they pass only the rules they
-//! satisfy, like everyone else.
+//! and the time go in; a [`Decision`] comes out, and [`enforce`] applies the route's mode
+//! to it. [`decide`] runs [`check`] rule by rule in [`Rule::ORDER`]; `partnergate
+//! explain` shows each rule's [`check`] next to the verdict the request path reached.
+//! Owner-admin users get no implicit bypass: they pass only the rules they satisfy, like
+//! everyone else.
 
 use http::Method;
 
-use crate::config::{AccountLevel, AuthMode, RouteConfig};
+use crate::config::{AccountLevel, AuthMode, Mode, RouteConfig};
 use crate::directory::{Identity, OrgStatus, Timestamp, UserStatus};
 
 /// Why a request was denied: the closed set the access log and
@@ -68,6 +71,38 @@ pub enum Decision {
     Deny(DenyReason),
     /// The route needs an identity and the request has none.
     Unauthenticated,
+}
+
+/// The policy's answer as the gateway applies it: [`decide`] with the route's `mode` on
+/// top. This is the one place the shadow rule lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    /// `mode = "shadow"`: the rules deny it for this reason, the gateway lets it through
+    /// and counts it.
+    ShadowDeny(DenyReason),
+    Deny(DenyReason),
+    Unauthenticated,
+}
+
+impl Verdict {
+    /// Whether the request goes on to its upstream.
+    pub fn lets_through(self) -> bool {
+        matches!(self, Verdict::Allow | Verdict::ShadowDeny(_))
+    }
+}
+
+/// Decide, then apply the route's mode. Shadow mode lets through what the route's rules
+/// would deny, but never a suspended user or org ([`DenyReason::shadowable`]).
+pub fn enforce(route: &RouteConfig, req: &Request<'_>, identity: Option<&Identity>) -> Verdict {
+    match decide(route, req, identity) {
+        Decision::Allow => Verdict::Allow,
+        Decision::Deny(reason) if route.mode == Mode::Shadow && reason.shadowable() => {
+            Verdict::ShadowDeny(reason)
+        }
+        Decision::Deny(reason) => Verdict::Deny(reason),
+        Decision::Unauthenticated => Verdict::Unauthenticated,
+    }
 }
 
 /// The rules of a route, in the order they are checked.

@@ -1,39 +1,27 @@
-//! Stage 2 (strip) and the forwarding headers of stage 7: what the upstream may see.
+//! What the upstream sees of a forwarded request: the spoofable headers stripped, the
+//! normalised target, the forwarding headers, and the identity headers with the signed
+//! assertion.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use pingora::http::RequestHeader;
+use pingora::prelude::*;
 
+use crate::admission::Caller;
+use crate::directory::CachedIdentity;
+use crate::jwt::{AssertionClaims, Subject};
 use crate::normalize;
 
-use super::ctx::Forwarded;
+use super::ctx::Forward;
+use super::state::Snapshot;
 
-/// The client address: the peer, unless the peer is a trusted proxy, in which case the
-/// right-most untrusted address of `X-Forwarded-For` (proxies append on the right).
-pub fn client_ip(peer: IpAddr, xff: Option<&str>, trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
-    if !trusted(peer) {
-        return peer;
-    }
-    let Some(xff) = xff else { return peer };
-    let mut leftmost = None;
-    for item in xff.rsplit(',') {
-        let Some(ip) = parse_forwarded_ip(item) else {
-            // An unparsable hop: stop trusting anything further left.
-            return leftmost.unwrap_or(peer);
-        };
-        if !trusted(ip) {
-            return ip;
-        }
-        leftmost = Some(ip);
-    }
-    leftmost.unwrap_or(peer)
-}
-
-fn parse_forwarded_ip(item: &str) -> Option<IpAddr> {
-    let item = item.trim();
-    item.parse::<IpAddr>()
-        .ok()
-        .or_else(|| item.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+/// The forwarding headers the gateway sets, from the peer and the trusted-proxy rule.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    pub for_chain: String,
+    pub proto: String,
+    pub host: String,
 }
 
 /// Compute X-Forwarded-For/-Proto/-Host. Incoming values are kept (and extended) only
@@ -142,6 +130,92 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// The request line's target for the upstream: the normalised path (less the route's
+/// `strip_prefix`) and the query.
+pub fn target(forward: &Forward) -> String {
+    let request = &forward.admitted.request;
+    let route = &forward.admitted.route.route.config;
+    let path = match route.strip_prefix.as_deref() {
+        Some(prefix) => strip_path_prefix(&request.path, prefix),
+        None => request.path.as_str(),
+    };
+    match &request.query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    }
+}
+
+pub fn strip_path_prefix<'a>(path: &'a str, prefix: &str) -> &'a str {
+    match path.strip_prefix(prefix) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        // "/portalx" with strip_prefix "/portal": not a segment boundary, leave as is.
+        _ => path,
+    }
+}
+
+/// Write the identity headers and the signed assertion (incoming `X-Partner-*` are
+/// already gone); a bearer token is for the gateway, so it is not forwarded.
+pub fn identity_headers(
+    upstream: &mut RequestHeader,
+    forward: &Forward,
+    caller: &Caller,
+    snapshot: &Snapshot,
+    now: i64,
+) -> Result<()> {
+    let entry = &caller.entry;
+    let identity = &entry.identity;
+    let h = &entry.headers;
+    upstream.insert_header("x-partner-user", h.user.clone())?;
+    upstream.insert_header("x-partner-user-id", h.user_id.clone())?;
+    upstream.insert_header("x-partner-org", h.org.clone())?;
+    upstream.insert_header("x-partner-org-type", h.org_type.clone())?;
+    upstream.insert_header("x-partner-roles", h.roles.clone())?;
+    let account = account_level(forward, entry, now);
+    if let Some((account, level)) = account {
+        upstream.insert_header("x-partner-account", account)?;
+        if let Some(level) = level {
+            upstream.insert_header("x-partner-account-permission", level)?;
+        }
+    }
+    if let Some(signer) = &snapshot.assertion {
+        let subject = Subject {
+            user_id: &identity.user_id,
+            generation: entry.generation,
+            audience: forward.pool.name(),
+            account: account.map(|(a, _)| a),
+        };
+        let token = signer.sign_with(subject, now, || AssertionClaims {
+            sub: identity.user_id.clone(),
+            email: identity.email.clone(),
+            org: identity.org.id.clone(),
+            org_type: identity.org.org_type.clone(),
+            roles: identity.roles.clone(),
+            account: account.map(|(a, _)| a.to_string()),
+            account_permission: account.and_then(|(_, l)| l.map(str::to_string)),
+            generation: entry.generation,
+        });
+        upstream.insert_header("x-partner-assertion", token.as_ref())?;
+    }
+    if caller.is_bearer() {
+        upstream.remove_header("authorization");
+    }
+    Ok(())
+}
+
+/// On `{account}` routes: the account id and the user's unexpired level on it, if any.
+fn account_level<'a>(
+    forward: &'a Forward,
+    entry: &'a Arc<CachedIdentity>,
+    now: i64,
+) -> Option<(&'a str, Option<&'static str>)> {
+    let account = forward.admitted.route.account.as_deref()?;
+    let level = crate::policy::decide::account_level(Some(&entry.identity), Some(account), now)
+        .ok()
+        .map(|l| l.as_str());
+    Some((account, level))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,29 +223,6 @@ mod tests {
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
     }
-
-    #[test]
-    fn client_ip_trusts_only_configured_proxies() {
-        let trusted = |i: IpAddr| i.to_string().starts_with("10.");
-        let cases = [
-            ("203.0.113.9", Some("1.2.3.4"), "203.0.113.9"),
-            ("10.0.0.1", None, "10.0.0.1"),
-            ("10.0.0.1", Some("1.2.3.4"), "1.2.3.4"),
-            ("10.0.0.1", Some("6.6.6.6, 1.2.3.4, 10.0.0.2"), "1.2.3.4"),
-            ("10.0.0.1", Some("10.0.0.3, 10.0.0.2"), "10.0.0.3"),
-            ("10.0.0.1", Some("garbage, 1.2.3.4"), "1.2.3.4"),
-            ("10.0.0.1", Some("1.2.3.4, garbage"), "10.0.0.1"),
-            ("10.0.0.1", Some("[2001:db8::1]:443"), "2001:db8::1"),
-        ];
-        for (peer, xff, want) in cases {
-            assert_eq!(
-                client_ip(ip(peer), xff, trusted),
-                ip(want),
-                "{peer} {xff:?}"
-            );
-        }
-    }
-
     fn request(headers: &[(&str, &str)]) -> RequestHeader {
         let mut req = RequestHeader::build("GET", b"/", None).expect("request");
         for (n, v) in headers {
@@ -225,6 +276,13 @@ mod tests {
             req.headers.get("cookie").and_then(|v| v.to_str().ok()),
             Some("a=1; b=2")
         );
+    }
+
+    #[test]
+    fn prefix_stripping_keeps_a_leading_slash() {
+        assert_eq!(strip_path_prefix("/portal/x", "/portal"), "/x");
+        assert_eq!(strip_path_prefix("/portal", "/portal"), "/");
+        assert_eq!(strip_path_prefix("/portalx", "/portal"), "/portalx");
     }
 
     #[test]

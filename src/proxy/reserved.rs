@@ -9,9 +9,10 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 use tower::ServiceExt;
 
-use crate::portal::{PortalContext, PortalOutcome, Verdict};
+use crate::admission::{CleanRequest, Decision, Reason, Rejection};
+use crate::portal::PortalContext;
 
-use super::ctx::{Decision, RequestCtx};
+use super::ctx::{Outcome, RequestCtx};
 use super::respond;
 use super::state::{Services, Snapshot};
 
@@ -23,18 +24,26 @@ const MAX_RESPONSE: usize = 8 * 1024 * 1024;
 pub async fn serve(
     session: &mut Session,
     ctx: &mut RequestCtx,
+    request: CleanRequest,
     snapshot: &Arc<Snapshot>,
     services: &Services,
 ) -> Result<()> {
-    let Some(body) = read_body(session).await? else {
-        ctx.deny("body_too_large");
-        return respond::error(session, ctx, 413).await;
+    let portal = portal_request(session, ctx, &request, snapshot);
+    ctx.outcome = Outcome::Reserved {
+        request,
+        portal: None,
     };
-    let request = match portal_request(session, ctx, snapshot, body) {
+    let Some(body) = read_body(session).await? else {
+        let rejection = Rejection::malformed(Reason::BodyTooLarge);
+        ctx.failure = Some((rejection.decision, rejection.reason));
+        return respond::reject(session, ctx, &rejection).await;
+    };
+    let request = match portal.and_then(|b| b.body(axum::body::Body::from(body)).ok()) {
         Some(r) => r,
         None => {
-            ctx.deny("malformed");
-            return respond::error(session, ctx, 400).await;
+            let rejection = Rejection::malformed(Reason::Unparsable);
+            ctx.failure = Some((rejection.decision, rejection.reason));
+            return respond::reject(session, ctx, &rejection).await;
         }
     };
     let router = services.portal.clone();
@@ -56,8 +65,7 @@ pub async fn serve(
 
 async fn fail(session: &mut Session, ctx: &mut RequestCtx, e: String) -> Result<()> {
     tracing::error!(request_id = %ctx.request_id, "portal failed: {e}");
-    ctx.decision = Decision::Error;
-    ctx.reason = Some("internal");
+    ctx.failure = Some((Decision::Error, Reason::Internal));
     respond::error(session, ctx, 503).await
 }
 
@@ -73,16 +81,18 @@ async fn read_body(session: &mut Session) -> Result<Option<Bytes>> {
     Ok(Some(body.freeze()))
 }
 
+/// The portal's request, less its body: the cleaned target, the client's headers, and
+/// what the proxy knows in a [`PortalContext`].
 fn portal_request(
     session: &Session,
     ctx: &RequestCtx,
+    request: &CleanRequest,
     snapshot: &Arc<Snapshot>,
-    body: Bytes,
-) -> Option<axum::extract::Request> {
+) -> Option<http::request::Builder> {
     let req = session.req_header();
-    let target = match &ctx.query {
-        Some(q) => format!("{}?{q}", ctx.path),
-        None => ctx.path.clone(),
+    let target = match &request.query {
+        Some(q) => format!("{}?{q}", request.path),
+        None => request.path.clone(),
     };
     let mut builder = http::Request::builder()
         .method(req.method.clone())
@@ -93,14 +103,11 @@ fn portal_request(
     let portal_ctx = PortalContext {
         config: snapshot.config.clone(),
         jwks: snapshot.jwks.clone(),
-        client_ip: ctx.client_ip?,
+        client_ip: request.peer.client_ip?,
         request_id: ctx.request_id.clone(),
         bearer: snapshot.bearer.clone(),
     };
-    builder
-        .extension(portal_ctx)
-        .body(axum::body::Body::from(body))
-        .ok()
+    Some(builder.extension(portal_ctx))
 }
 
 async fn write(
@@ -109,8 +116,11 @@ async fn write(
     parts: http::response::Parts,
     body: Bytes,
 ) -> Result<()> {
-    if let Some(outcome) = parts.extensions.get::<PortalOutcome>() {
-        apply(ctx, outcome);
+    if let (Some(outcome), Outcome::Reserved { portal, .. }) = (
+        parts.extensions.get::<crate::portal::PortalOutcome>(),
+        &mut ctx.outcome,
+    ) {
+        *portal = Some(outcome.clone());
     }
     let status = parts.status.as_u16();
     ctx.local_status = Some(status);
@@ -119,22 +129,10 @@ async fn write(
         resp.append_header(name.clone(), value.clone())?;
     }
     resp.insert_header("content-length", body.len().to_string())?;
-    respond::add_security_headers(&mut resp, ctx.tls, &ctx.request_id)?;
+    respond::add_security_headers(&mut resp, respond::is_tls(session), &ctx.request_id)?;
     session.write_response_header(Box::new(resp), false).await?;
     let head_only = session.req_header().method == http::Method::HEAD;
     session
         .write_response_body(if head_only { None } else { Some(body) }, true)
         .await
-}
-
-fn apply(ctx: &mut RequestCtx, outcome: &PortalOutcome) {
-    ctx.decision = match outcome.verdict {
-        Verdict::Allow => Decision::Allow,
-        Verdict::Deny => Decision::Deny,
-        Verdict::Unauthenticated => Decision::Unauthenticated,
-        Verdict::Error => Decision::Error,
-    };
-    ctx.reason = outcome.reason;
-    ctx.user = outcome.user.clone();
-    ctx.org = outcome.org.clone();
 }

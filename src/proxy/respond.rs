@@ -1,16 +1,23 @@
-//! Responses the gateway writes itself (errors, refusals). They carry the request id
-//! and no detail about the upstream; the reason goes to the access log only.
+//! Answers the gateway writes itself (refusals, errors). They carry the request id and no
+//! detail about the upstream; the reason goes to the access log only.
 
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
+use crate::admission::Rejection;
+
 use super::ctx::RequestCtx;
 
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
-/// The headers every gateway-made response carries (CONTRACT §3).
+/// Whether the request came over TLS.
+pub fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+/// The headers every gateway-made response carries.
 pub fn add_security_headers(resp: &mut ResponseHeader, tls: bool, request_id: &str) -> Result<()> {
     resp.insert_header("cache-control", "no-store")?;
     resp.insert_header("x-content-type-options", "nosniff")?;
@@ -32,7 +39,27 @@ pub fn error_body(status: u16, request_id: &str) -> Bytes {
     Bytes::from(body.to_string())
 }
 
-/// Answer the request with `status` and a JSON error body.
+/// Answer a refused request: its status, its headers, and a JSON error body (none for a
+/// redirect). The one place a [`Rejection`] becomes a response.
+pub async fn reject(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    rejection: &Rejection,
+) -> Result<()> {
+    let (content_type, body) = if rejection.has_body() {
+        (
+            "application/json",
+            error_body(rejection.status, &ctx.request_id),
+        )
+    } else {
+        ("text/plain", Bytes::new())
+    };
+    let extra: Vec<(&str, std::borrow::Cow<'_, str>)> = rejection.headers().collect();
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_ref())).collect();
+    send(session, ctx, rejection.status, content_type, body, &extra).await
+}
+
+/// Answer with `status` and a JSON error body.
 pub async fn error(session: &mut Session, ctx: &mut RequestCtx, status: u16) -> Result<()> {
     let body = error_body(status, &ctx.request_id);
     send(session, ctx, status, "application/json", body, &[]).await
@@ -51,7 +78,7 @@ pub async fn send(
     let mut resp = ResponseHeader::build(status, Some(4 + extra.len()))?;
     resp.insert_header("content-type", content_type)?;
     resp.insert_header("content-length", body.len().to_string())?;
-    add_security_headers(&mut resp, ctx.tls, &ctx.request_id)?;
+    add_security_headers(&mut resp, is_tls(session), &ctx.request_id)?;
     for (name, value) in extra {
         resp.append_header(name.to_string(), *value)?;
     }

@@ -8,15 +8,16 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::accesslog::AccessLog;
+use crate::admission::{Authenticator, Route, Rules};
 use crate::config::{Config, Problem};
 use crate::directory::Directory;
 use crate::jwt::{AssertionSigner, BearerVerifier};
 use crate::metrics::Metrics;
-use crate::policy::RouteTable;
 use crate::ratelimit::{RateLimits, SharedStore};
 use crate::session::Sessions;
 use crate::usage::UsageCounter;
 
+use super::streams::Streams;
 use super::upstream::UpstreamPool;
 
 /// Everything derived from one configuration. A request loads it once and keeps it to
@@ -24,24 +25,28 @@ use super::upstream::UpstreamPool;
 #[derive(Debug)]
 pub struct Snapshot {
     pub config: Arc<Config>,
-    pub routes: RouteTable,
+    /// Routes, policies and rate limits: what admission decides with.
+    pub rules: Rules,
     pub upstreams: HashMap<String, Arc<UpstreamPool>>,
-    /// `route_upstreams[i]` is the pool of `config.routes[i]`.
+    /// `route_upstreams[i]` is the pool of the route at position `i`.
     route_upstreams: Vec<Arc<UpstreamPool>>,
     /// Bearer-token verification for `[[issuers]]`.
     pub bearer: Arc<BearerVerifier>,
     /// The `X-Partner-Assertion` signer and its public JWKS, with `[assertion]`.
     pub assertion: Option<Arc<AssertionSigner>>,
     pub jwks: Option<Arc<str>>,
-    /// The global, login and per-route rate limits (their state survives a reload when
-    /// the limit is unchanged).
-    pub ratelimits: RateLimits,
 }
 
 impl Snapshot {
-    /// Build pools for every upstream. `previous` pools are reused when their
-    /// configuration is unchanged, so health state survives a reload.
-    pub fn build(config: Arc<Config>, previous: Option<&Snapshot>) -> Result<Self, Vec<Problem>> {
+    /// Build pools for every upstream and the admission rules. `previous` pools are
+    /// reused when their configuration is unchanged, so health state survives a reload,
+    /// and so are unchanged rate limits with their state. Route metrics are registered
+    /// in `metrics`.
+    pub fn build(
+        config: Arc<Config>,
+        previous: Option<&Snapshot>,
+        metrics: &Metrics,
+    ) -> Result<Self, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut upstreams = HashMap::new();
         for u in &config.upstreams {
@@ -105,30 +110,43 @@ impl Snapshot {
         };
         // A reload keeps the process's Redis connection; a new or changed [redis] needs a
         // restart (reload says so).
-        let shared_store = previous
-            .and_then(|p| p.ratelimits.shared().cloned())
+        let old_limits = previous.map(|p| &p.rules.limits);
+        let shared_store = old_limits
+            .and_then(|l| l.shared().cloned())
             .filter(|_| config.redis.is_some());
-        let ratelimits = RateLimits::build(&config, previous.map(|p| &p.ratelimits), shared_store);
+        let limits = RateLimits::build(&config, old_limits, shared_store);
         Ok(Snapshot {
-            routes: RouteTable::new(config.clone()),
+            rules: Rules::new(config.clone(), limits, metrics),
             jwks: assertion.as_ref().map(|s| Arc::from(s.jwks_json())),
             assertion,
             bearer,
             config,
             upstreams,
             route_upstreams,
-            ratelimits,
         })
     }
 
-    /// Share the rate limits through Redis (at start, once the connection exists).
-    pub fn with_shared_limits(mut self, store: Arc<SharedStore>) -> Self {
-        self.ratelimits = RateLimits::build(&self.config, Some(&self.ratelimits), Some(store));
+    /// The same configuration with its route metrics in `metrics` and, with `store`, its
+    /// rate limits shared through Redis (at start, once the process's registry and the
+    /// Redis connection exist).
+    pub fn rebind(mut self, metrics: &Metrics, store: Option<Arc<SharedStore>>) -> Self {
+        let limits = RateLimits::build(&self.config, Some(&self.rules.limits), store);
+        self.rules = Rules::new(self.config.clone(), limits, metrics);
         self
     }
 
-    pub fn route_upstream(&self, route: usize) -> Option<&Arc<UpstreamPool>> {
-        self.route_upstreams.get(route)
+    /// The upstream pool of `route`.
+    pub fn pool(&self, route: &Route) -> Option<&Arc<UpstreamPool>> {
+        self.route_upstreams.get(route.position)
+    }
+
+    /// Authentication of requests under this configuration.
+    pub fn authenticator<'a>(&'a self, sessions: &'a Sessions) -> Authenticator<'a> {
+        Authenticator {
+            sessions,
+            bearer: &self.bearer,
+            session: &self.config.session,
+        }
     }
 }
 
@@ -148,7 +166,7 @@ pub struct Services {
     pub directory: Arc<Directory>,
     pub sessions: Arc<Sessions>,
     /// Upstream connections and the long-lived requests on them (closed on revocation).
-    pub streams: Arc<super::streams::Streams>,
+    pub streams: Arc<Streams>,
     /// The gateway's own pages (`/.partnergate/…`).
     pub portal: axum::Router,
     /// The background runtime: directory I/O and the portal run there.

@@ -44,12 +44,10 @@ use pingora::protocols::l4::ext::get_socket_cookie;
 use pingora::upstreams::peer::{Tracer, Tracing};
 use prometheus::IntCounter;
 
-use crate::config::Mode;
+use crate::admission::Route;
 use crate::directory::{ChangeTarget, Directory, Identity};
 use crate::policy;
 use crate::session::Sessions;
-
-use super::state::Snapshot;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -138,39 +136,23 @@ pub struct Holder {
 }
 
 /// The parts of a request its route's policy decided on.
+#[derive(Debug)]
 pub struct RouteRequest {
-    /// The configuration the request started under (a reload does not change its rules).
-    pub snapshot: Arc<Snapshot>,
-    pub route: usize,
+    /// The route as configured when the request started (a reload does not change the
+    /// rules of a request in flight).
+    pub route: Arc<Route>,
     pub method: Method,
     pub account: Option<String>,
 }
 
-impl std::fmt::Debug for RouteRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RouteRequest")
-            .field("route", &self.route)
-            .field("method", &self.method)
-            .field("account", &self.account)
-            .finish()
-    }
-}
-
 impl RouteRequest {
     fn allows(&self, identity: &Identity, now: i64) -> bool {
-        let Some(route) = self.snapshot.routes.get(self.route) else {
-            return false;
-        };
         let request = policy::Request {
             method: &self.method,
             account: self.account.as_deref(),
             now,
         };
-        match policy::decide(route, &request, Some(identity)) {
-            policy::Decision::Allow => true,
-            policy::Decision::Deny(reason) => route.mode == Mode::Shadow && reason.shadowable(),
-            policy::Decision::Unauthenticated => false,
-        }
+        policy::enforce(&self.route.config, &request, Some(identity)).lets_through()
     }
 }
 

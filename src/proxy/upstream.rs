@@ -21,6 +21,8 @@ pub struct UpstreamPool {
     pub config: UpstreamConfig,
     lb: LoadBalancer<RoundRobin>,
     ca: Option<Arc<CaType>>,
+    /// `partnergate_upstream_request_duration_seconds{upstream}`, resolved on first use.
+    duration: std::sync::OnceLock<prometheus::Histogram>,
 }
 
 impl std::fmt::Debug for UpstreamPool {
@@ -48,7 +50,12 @@ impl UpstreamPool {
         };
         let lb = LoadBalancer::<RoundRobin>::try_from_iter(config.addrs.iter().copied())
             .map_err(|e| format!("upstream {}: {e}", config.name))?;
-        let mut pool = UpstreamPool { config, lb, ca };
+        let mut pool = UpstreamPool {
+            config,
+            lb,
+            ca,
+            duration: std::sync::OnceLock::new(),
+        };
         if let Some(hc) = pool.health_check() {
             pool.lb.set_health_check(Box::new(hc));
         }
@@ -57,6 +64,13 @@ impl UpstreamPool {
 
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// Count the time a forwarded request waited on this upstream.
+    pub fn observe_duration(&self, metrics: &Metrics, seconds: f64) {
+        self.duration
+            .get_or_init(|| metrics.upstream_duration.with_label_values(&[self.name()]))
+            .observe(seconds);
     }
 
     /// The next healthy address, round robin; `None` when none is healthy.

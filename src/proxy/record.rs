@@ -1,0 +1,219 @@
+//! The last phase of a request: its metrics and its access-log line, from what the
+//! request context says became of it.
+
+use pingora::proxy::Session;
+
+use crate::accesslog::{rfc3339_ms, AccessLog, AccessRecord};
+use crate::admission::{is_reserved, Decision};
+use crate::metrics::{Metrics, RouteMetrics};
+use crate::portal::{PortalOutcome, Verdict};
+
+use super::ctx::{Outcome, RequestCtx};
+use super::state::Snapshot;
+
+/// What the log line and the request metrics say about a request.
+struct Facts<'a> {
+    route: Option<&'a str>,
+    metrics: Option<&'a RouteMetrics>,
+    decision: Decision,
+    reason: Option<&'static str>,
+    user: Option<String>,
+    org: Option<String>,
+}
+
+fn facts<'a>(ctx: &'a RequestCtx, snapshot: Option<&'a Snapshot>, path: &str) -> Facts<'a> {
+    let fallback_metrics = snapshot.map(|s| {
+        if is_reserved(path) {
+            &s.rules.reserved
+        } else {
+            &s.rules.no_route
+        }
+    });
+    let who = |caller: Option<&crate::admission::Caller>| {
+        caller.map_or((None, None), |c| {
+            let id = c.identity();
+            (Some(id.email.clone()), Some(id.org.id.clone()))
+        })
+    };
+    let (route, decision, reason, person) = match &ctx.outcome {
+        Outcome::Forward(f) => {
+            let a = &f.admitted;
+            let reason = match a.verdict {
+                crate::policy::Verdict::ShadowDeny(r) => Some(r.as_str()),
+                _ => None,
+            };
+            (
+                Some(&a.route.route),
+                a.decision(),
+                reason,
+                who(a.caller.as_ref()),
+            )
+        }
+        Outcome::Refused(r) => (
+            r.route.as_ref(),
+            r.rejection.decision,
+            Some(r.rejection.reason.as_str()),
+            who(r.caller.as_ref()),
+        ),
+        Outcome::Reserved { portal, .. } => {
+            let (decision, reason, person) = portal
+                .as_ref()
+                .map_or((Decision::Error, None, (None, None)), portal_facts);
+            (None, decision, reason, person)
+        }
+        Outcome::Pending => (None, Decision::Error, None, (None, None)),
+    };
+    let (decision, reason) = match ctx.failure {
+        Some((decision, reason)) => (decision, Some(reason.as_str())),
+        None => (decision, reason),
+    };
+    let (user, org) = person;
+    Facts {
+        route: route.map(|r| r.name()),
+        metrics: route.map(|r| &r.metrics).or(fallback_metrics),
+        decision,
+        reason,
+        user,
+        org,
+    }
+}
+
+type Person = (Option<String>, Option<String>);
+
+fn portal_facts(p: &PortalOutcome) -> (Decision, Option<&'static str>, Person) {
+    let decision = match p.verdict {
+        Verdict::Allow => Decision::Allow,
+        Verdict::Deny => Decision::Deny,
+        Verdict::Unauthenticated => Decision::Unauthenticated,
+        Verdict::Error => Decision::Error,
+    };
+    (decision, p.reason, (p.user.clone(), p.org.clone()))
+}
+
+/// Count the request and queue its access-log line; the last use of `ctx`.
+pub fn record(metrics: &Metrics, log: &AccessLog, session: &Session, ctx: &mut RequestCtx) {
+    let req = session.req_header();
+    let status = session
+        .response_written()
+        .map(|r| r.status.as_u16())
+        .or(ctx.local_status)
+        .unwrap_or(0);
+    let snapshot = ctx.snapshot.clone();
+    let request_id = std::mem::take(&mut ctx.request_id);
+    let (host, path, client_ip) = where_from(ctx, req);
+    let f = facts(ctx, snapshot.as_deref(), &path);
+    let elapsed = ctx.started.elapsed().as_secs_f64();
+    if let Some(m) = f.metrics {
+        m.request(
+            &req.method,
+            status,
+            (f.decision.index(), f.decision.as_str()),
+        );
+        m.observe_duration(elapsed);
+    }
+    let forward = ctx.forward();
+    let upstream = forward
+        .filter(|_| ctx.upstream.started.is_some())
+        .map(|f| &f.pool);
+    if let (Some(pool), Some(ms)) = (upstream, ctx.upstream.ms) {
+        pool.observe_duration(metrics, ms / 1000.0);
+    }
+    log.log(AccessRecord {
+        ts: rfc3339_ms(std::time::SystemTime::now()),
+        request_id,
+        client_ip: client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        method: req.method.as_str().to_string(),
+        host,
+        path: redact_path(path),
+        status,
+        bytes_sent: session.body_bytes_sent() as u64,
+        duration_ms: round3(elapsed * 1000.0),
+        upstream_ms: ctx.upstream.ms.map(round3),
+        route: f.route.map(str::to_string),
+        upstream: upstream.map(|p| p.name().to_string()),
+        user: f.user,
+        org: f.org,
+        decision: f.decision.as_str(),
+        reason: f.reason,
+        user_agent: req
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| truncate(ua, 256)),
+    });
+}
+
+/// Host, path and client address for the log line: the cleaned ones once admission got
+/// that far, else what the client sent (the path truncated).
+fn where_from(
+    ctx: &mut RequestCtx,
+    req: &pingora::http::RequestHeader,
+) -> (String, String, Option<std::net::IpAddr>) {
+    let request = match &mut ctx.outcome {
+        Outcome::Forward(f) => Some(&mut f.admitted.request),
+        Outcome::Reserved { request, .. } => Some(request),
+        Outcome::Refused(r) => match &mut r.request {
+            Some(request) => Some(request),
+            None => {
+                let ip = r.peer.client_ip;
+                return (String::new(), truncate(req.uri.path(), 512), ip);
+            }
+        },
+        Outcome::Pending => None,
+    };
+    match request {
+        Some(request) => (
+            std::mem::take(&mut request.host),
+            std::mem::take(&mut request.path),
+            request.peer.client_ip,
+        ),
+        None => (String::new(), truncate(req.uri.path(), 512), None),
+    }
+}
+
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// The access-log form of a path: an invitation link's token is a secret (whoever holds
+/// it can accept the invitation), so it is logged as `{token}`.
+fn redact_path(path: String) -> String {
+    const INVITE: &str = "/.partnergate/invite/";
+    if path.len() > INVITE.len() && path.starts_with(INVITE) {
+        return format!("{INVITE}{{token}}");
+    }
+    path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::Reason;
+
+    #[test]
+    fn invitation_tokens_never_reach_the_access_log() {
+        let token = "/.partnergate/invite/q05LS-1I0YdWlg3nOJBoLb97y4WygarfGbGAKT7Mgrs";
+        assert_eq!(redact_path(token.into()), "/.partnergate/invite/{token}");
+        assert_eq!(
+            redact_path("/.partnergate/invite/".into()),
+            "/.partnergate/invite/"
+        );
+        assert_eq!(redact_path("/deals".into()), "/deals");
+    }
+
+    #[test]
+    fn reasons_of_failures_are_names() {
+        assert_eq!(Reason::UpstreamTimeout.as_str(), "upstream_timeout");
+    }
+}
