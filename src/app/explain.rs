@@ -1,12 +1,15 @@
-//! `partnergate explain` (CONTRACT §1): which route a request matches, who the user is,
-//! what each rule of the route says, the decision (with the rule that decided it) and the
-//! rate limits that apply, without sending any traffic.
+//! `partnergate explain`: which route a request matches, who the user is, what each rule
+//! of the route says, the decision (with the rule that decided it) and the rate limits
+//! that apply, without sending any traffic. The decision is the request path's own:
+//! admission runs on the request as the proxy would see it.
 //!
 //! Exit codes: 0 whenever the explanation was printed, whatever the decision; 2 for
 //! invalid usage or configuration (including a `--url` the gateway would answer with 400);
 //! 1 when the directory cannot be reached.
 
+mod lines;
 mod report;
+mod target;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -22,7 +25,8 @@ use crate::directory::{Store, StoreResult};
 /// `directory import`).
 const DIRECTORY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-pub use report::{explain, parse_method, parse_target, Explanation, Who};
+pub use report::{explain, Explanation, Who};
+pub use target::{parse_method, parse_target};
 pub use text::render;
 
 pub fn run(

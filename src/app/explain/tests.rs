@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use http::Method;
 
-use super::report::{explain, parse_method, parse_target, Explanation, Target, Who};
+use super::report::{explain, Explanation, Who};
+use super::target::{parse_method, parse_target};
 use super::text::render;
 use crate::config::{AccountLevel, Config};
 use crate::directory::{AccountGrant, Identity, OrgRef, OrgStatus, UserStatus};
@@ -155,15 +156,25 @@ fn targets_are_normalised_like_the_proxy_does() {
     )
     .unwrap();
     assert_eq!(
-        t,
-        Target {
-            method: Method::GET,
-            url: "https://Partners.Example.COM:8443/clients/./client-42//x?y=1#frag".into(),
-            host: "partners.example.com".into(),
-            path: "/clients/client-42/x".into(),
-            query: Some("y=1".into()),
-        }
+        (
+            &t.method,
+            t.url.as_str(),
+            t.host.as_str(),
+            t.path.as_str(),
+            t.query.as_deref()
+        ),
+        (
+            &Method::GET,
+            "https://Partners.Example.COM:8443/clients/./client-42//x?y=1#frag",
+            "partners.example.com",
+            "/clients/client-42/x",
+            Some("y=1"),
+        )
     );
+    let head = t.head(true);
+    assert_eq!(head.uri, "/clients/./client-42//x?y=1");
+    assert_eq!(head.headers["host"], "Partners.Example.COM:8443");
+    assert_eq!(head.headers["accept"], "text/html");
     let t = parse_target(Method::GET, "/reports/%71%33", public).unwrap();
     assert_eq!(
         (t.host.as_str(), t.path.as_str()),
