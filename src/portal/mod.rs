@@ -21,12 +21,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 
-use crate::config::Config;
+use crate::admission::{AuthFailure, Authenticator, Identify};
+use crate::config::{AuthMode, Config};
 use crate::directory::{CachedIdentity, StoreError};
 use crate::jwt::BearerVerifier;
 use crate::lifecycle::Notifier;
 use crate::metrics::LoginMetrics;
-use crate::session::{cookie, LiveSession, LoginService, SessionState, Sessions};
+use crate::session::{cookie, LiveSession, LoginService, Sessions};
 
 pub use rd::safe_redirect;
 
@@ -43,6 +44,18 @@ pub struct PortalContext {
     pub request_id: String,
     /// Bearer tokens accepted by the admin API (`[[issuers]]`).
     pub bearer: Arc<BearerVerifier>,
+}
+
+impl PortalContext {
+    /// Authentication of requests under this request's configuration: the one
+    /// authenticator the proxy uses too.
+    pub fn authenticator<'a>(&'a self, sessions: &'a Sessions) -> Authenticator<'a> {
+        Authenticator {
+            sessions,
+            bearer: &self.bearer,
+            session: &self.config.session,
+        }
+    }
 }
 
 /// How the portal decided, for the access log and the request metrics.
@@ -212,15 +225,16 @@ async fn signed_in(
     ctx: &PortalContext,
     headers: &HeaderMap,
 ) -> Result<Option<(Arc<LiveSession>, Arc<CachedIdentity>)>, StoreError> {
-    let Some(token) = session_cookie(headers, &ctx.config) else {
-        return Ok(None);
-    };
-    let idle = ctx.config.session.idle_timeout;
-    let SessionState::Valid(live) = state.sessions().resolve(token, idle).await? else {
-        return Ok(None);
-    };
-    let entry = state.sessions().directory().identity(&live.user_id).await?;
-    Ok(entry.filter(|e| e.identity.is_usable()).map(|e| (live, e)))
+    let authn = ctx.authenticator(state.sessions());
+    match authn.identify(headers, AuthMode::Session).await {
+        Ok(caller) => Ok(caller
+            .session()
+            .cloned()
+            .filter(|_| caller.identity().is_usable())
+            .map(|live| (live, caller.entry))),
+        Err(AuthFailure::Unavailable(e)) => Err(e),
+        Err(_) => Ok(None),
+    }
 }
 
 async fn jwks(Extension(ctx): Extension<PortalContext>) -> Response {
@@ -258,7 +272,7 @@ fn json_error(status: StatusCode, message: &str, request_id: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-fn with_outcome(mut response: Response, outcome: PortalOutcome) -> Response {
+pub(crate) fn with_outcome(mut response: Response, outcome: PortalOutcome) -> Response {
     response.extensions_mut().insert(outcome);
     response
 }

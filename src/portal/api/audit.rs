@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -14,15 +14,16 @@ use crate::lifecycle::Refusal;
 
 use super::super::{with_outcome, PortalOutcome};
 use super::orgs::QueryMap;
-use super::users::{review_params, user_to_manage};
-use super::{ops, parse_time, ApiRequest};
+use super::scope::user_to_manage;
+use super::users::review_params;
+use super::{ops, parse_time, Answer, ApiRequest, ApiResult};
 
-pub async fn review(req: ApiRequest) -> Response {
-    let caller = caller!(ops::REVIEW_GET, req);
+pub async fn review(req: ApiRequest) -> ApiResult {
+    let caller = req.authorize(&ops::REVIEW_GET).await?;
     let params = review_params(&caller);
     let store = caller.state.sessions().directory().store().clone();
-    let rows = try_store!(caller, store.review(&params).await);
-    let decisions = try_store!(caller, store.review_decisions().await);
+    let rows = store.review(&params).await.answer(&caller)?;
+    let decisions = store.review_decisions().await.answer(&caller)?;
     let mut decisions: HashMap<String, _> = decisions
         .into_iter()
         .map(|d| (d.user_id.clone(), d))
@@ -38,10 +39,10 @@ pub async fn review(req: ApiRequest) -> Response {
             v
         })
         .collect();
-    caller.ok(
+    Ok(caller.ok(
         StatusCode::OK,
         json!({ "generated_at": caller.now, "users": users }),
-    )
+    ))
 }
 
 #[derive(Deserialize)]
@@ -51,57 +52,53 @@ struct DecisionBody {
     note: Option<String>,
 }
 
-pub async fn decide(req: ApiRequest, Path(user_id): Path<String>, body: Bytes) -> Response {
-    let caller = caller!(ops::REVIEW_DECIDE, req);
-    let body: DecisionBody = json_body!(caller, body);
+pub async fn decide(req: ApiRequest, Path(user_id): Path<String>, body: Bytes) -> ApiResult {
+    let caller = req.authorize(&ops::REVIEW_DECIDE).await?;
+    let body: DecisionBody = caller.json(&body)?;
     let Some(decision) = ReviewDecision::parse(&body.decision) else {
-        return caller.bad_request("decision must be keep or revoke");
+        return Err(caller.bad_request("decision must be keep or revoke"));
     };
     if body.note.as_ref().is_some_and(|n| n.chars().count() > 1000) {
-        return caller.bad_request("note must be at most 1000 characters");
+        return Err(caller.bad_request("note must be at most 1000 characters"));
     }
-    let identity = or_answer!(user_to_manage(&caller, &user_id).await);
+    let identity = user_to_manage(&caller, &user_id).await?;
     let store = caller.state.sessions().directory().store().clone();
     let target = Some(format!("user:{user_id}"));
-    try_store!(
-        caller,
-        store
-            .record_review_decision(
-                &user_id,
-                decision,
-                body.note.as_deref(),
-                &caller.actor(),
-                caller.now
-            )
-            .await,
-        target,
-        Some(identity.org.id.clone())
-    );
+    store
+        .record_review_decision(
+            &user_id,
+            decision,
+            body.note.as_deref(),
+            &caller.actor(),
+            caller.now,
+        )
+        .await
+        .answer_for(&caller, &target, &Some(identity.org.id.clone()))?;
     if decision == ReviewDecision::Revoke {
         caller.forget_user(&user_id);
     }
-    caller.ok(
+    Ok(caller.ok(
         StatusCode::OK,
         json!({ "user_id": user_id, "decision": decision.as_str(), "note": body.note }),
-    )
+    ))
 }
 
-pub async fn list(req: ApiRequest, axum::extract::Query(q): QueryMap) -> Response {
-    let caller = caller!(ops::AUDIT_LIST, req);
+pub async fn list(req: ApiRequest, axum::extract::Query(q): QueryMap) -> ApiResult {
+    let caller = req.authorize(&ops::AUDIT_LIST).await?;
     let mut filter = match audit_filter(&q) {
         Ok(f) => f,
-        Err(m) => return caller.bad_request(&m),
+        Err(m) => return Err(caller.bad_request(&m)),
     };
     // A delegated admin sees their own org's records only.
     if let Some(own) = caller.admin().scope() {
         if filter.org_id.as_deref().is_some_and(|o| o != own) {
             let org = filter.org_id.clone();
-            return caller.refuse_bounds(Refusal::OtherOrg, None, org).await;
+            return Err(caller.refuse_bounds(Refusal::OtherOrg, None, org));
         }
         filter.org_id = Some(own.to_string());
     }
     let store = caller.state.sessions().directory().store().clone();
-    let records = try_store!(caller, store.audit_list(&filter).await);
+    let records = store.audit_list(&filter).await.answer(&caller)?;
     let jsonl = q.get("format").is_some_and(|f| f == "jsonl")
         || req
             .headers
@@ -120,20 +117,20 @@ pub async fn list(req: ApiRequest, axum::extract::Query(q): QueryMap) -> Respons
             out,
         )
             .into_response();
-        return with_outcome(
+        return Ok(with_outcome(
             response,
             PortalOutcome {
                 user: Some(caller.identity().email.clone()),
                 org: Some(caller.identity().org.id.clone()),
                 ..PortalOutcome::allow()
             },
-        );
+        ));
     }
     let next = records.last().map(|r| r.seq);
-    caller.ok(
+    Ok(caller.ok(
         StatusCode::OK,
         json!({ "records": records, "next_after": next }),
-    )
+    ))
 }
 
 fn audit_filter(q: &HashMap<String, String>) -> Result<AuditFilter, String> {
@@ -168,43 +165,41 @@ fn audit_filter(q: &HashMap<String, String>) -> Result<AuditFilter, String> {
 }
 
 /// `GET /usage`: request counts per org, user and route (see [`crate::usage`]).
-pub async fn usage(req: ApiRequest, axum::extract::Query(q): QueryMap) -> Response {
-    let caller = caller!(ops::USAGE_GET, req);
+pub async fn usage(req: ApiRequest, axum::extract::Query(q): QueryMap) -> ApiResult {
+    let caller = req.authorize(&ops::USAGE_GET).await?;
     let mut org = None;
     let mut user = None;
     let mut window = crate::usage::UsageWindow::Week;
     for (key, value) in &q {
         if !super::text_ok(value) {
-            return caller.bad_request("control characters are not allowed");
+            return Err(caller.bad_request("control characters are not allowed"));
         }
         match key.as_str() {
             "window" => match value.parse() {
                 Ok(w) => window = w,
-                Err(_) => return caller.bad_request("window must be 1d, 7d or 30d"),
+                Err(_) => return Err(caller.bad_request("window must be 1d, 7d or 30d")),
             },
             "org" => org = Some(value.clone()),
             "user" => user = Some(value.clone()),
-            _ => return caller.bad_request(&format!("unknown parameter {key:?}")),
+            _ => return Err(caller.bad_request(&format!("unknown parameter {key:?}"))),
         }
     }
     // A delegated admin sees their own org's usage only.
     if let Some(own) = caller.admin().scope() {
         if org.as_deref().is_some_and(|o| o != own) {
-            return caller.refuse_bounds(Refusal::OtherOrg, None, org).await;
+            return Err(caller.refuse_bounds(Refusal::OtherOrg, None, org));
         }
         org = Some(own.to_string());
     }
     let store = caller.state.sessions().directory().store().clone();
-    let report = try_store!(
-        caller,
-        crate::usage::usage_report(
-            store.as_ref(),
-            org.as_deref(),
-            user.as_deref(),
-            window,
-            caller.now
-        )
-        .await
-    );
-    caller.ok(StatusCode::OK, json!(report))
+    let report = crate::usage::usage_report(
+        store.as_ref(),
+        org.as_deref(),
+        user.as_deref(),
+        window,
+        caller.now,
+    )
+    .await
+    .answer(&caller)?;
+    Ok(caller.ok(StatusCode::OK, json!(report)))
 }

@@ -1,6 +1,6 @@
-//! The admin REST API (`/.partnergate/api/v1/…`, CONTRACT §3 and §7): JSON, authenticated
-//! by the gateway's own session cookie or a bearer JWT of a configured issuer, and
-//! authorised in two steps:
+//! The admin REST API (`/.partnergate/api/v1/…`): JSON, authenticated by the gateway's
+//! own session cookie or a bearer JWT of a configured issuer (the one [`Authenticator`]
+//! the proxy uses too), and authorised in two steps:
 //!
 //! 1. the policy engine, with a built-in route per operation ([`ops::OPS`]): the caller
 //!    must be an active user of an active org holding one of the operation's permissions
@@ -9,81 +9,45 @@
 //!    only inside their own org, hands out only delegable roles the org allows, never
 //!    above their own rights, within the seat cap.
 //!
-//! Every refusal of an authenticated caller is a 403 whose body names the reason, and is
-//! appended to the audit log. Cookie-authenticated writes pass the portal's Origin check;
-//! a request with `Authorization: Bearer` is authenticated by the token alone.
-
-// The `Err` of the helpers here is the HTTP answer itself (the axum idiom of returning
-// early with a response); boxing it would only add an allocation per refusal.
-#![allow(clippy::result_large_err)]
-
-/// `let caller = caller!(op, req);` or return the refusal.
-macro_rules! caller {
-    ($op:expr, $req:expr) => {
-        match $crate::portal::api::authorize(&$op, &$req).await {
-            Ok(caller) => caller,
-            Err(response) => return response,
-        }
-    };
-}
-
-/// `let x = try_store!(caller, expr[, target, org]);` or return the answer to the error.
-macro_rules! try_store {
-    ($caller:expr, $e:expr, $target:expr, $org:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(e) => return $caller.store_error(e, $target, $org).await,
-        }
-    };
-    ($caller:expr, $e:expr) => {
-        try_store!($caller, $e, None, None)
-    };
-}
-
-/// `let x = or_answer!(result);`: the value, or return the `Err` (a finished answer).
-macro_rules! or_answer {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(response) => return response,
-        }
-    };
-}
-
-/// `let body: T = json_body!(caller, bytes);` or return the 400.
-macro_rules! json_body {
-    ($caller:expr, $body:expr) => {
-        or_answer!($crate::portal::api::parse_body(&$caller, &$body))
-    };
-}
+//! Handlers return [`ApiResult`]: every refusal, bad request or failure is an
+//! [`ApiError`] answered with `?`. Every refusal of an authenticated caller is a 403
+//! whose body names the reason, and is appended to the audit log. Cookie-authenticated
+//! writes pass the portal's Origin check; a request with `Authorization: Bearer` is
+//! authenticated by the token alone.
 
 mod audit;
+mod error;
 mod grants;
+mod invitations;
 pub mod openapi;
 pub mod ops;
 mod orgs;
+mod scope;
 mod users;
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use crate::admission::{AuthFailure, Identify};
+use crate::config::AuthMode;
 use crate::directory::{
-    AuditActor, AuditEntry, AuditOutcome, CachedIdentity, Identity, StoreError, Timestamp,
+    AuditActor, AuditEntry, AuditOutcome, CachedIdentity, Identity, StoreError, StoreResult,
+    Timestamp,
 };
-use crate::jwt::bearer_token;
 use crate::lifecycle::{Admin, Refusal};
 use crate::policy::decide::{decide, Decision, Request as PolicyRequest};
-use crate::session::SessionState;
 
-use super::{session_cookie, with_outcome, PortalContext, PortalOutcome, PortalState, Verdict};
+use super::{with_outcome, PortalContext, PortalOutcome, PortalState};
 
+pub use error::{ApiError, ApiResult, PendingAudit};
 pub use ops::Op;
 pub use orgs::{slug, validate_org};
 
@@ -99,7 +63,7 @@ pub fn router() -> Router {
         .route("/orgs/{org}/users", get(users::list))
         .route(
             "/orgs/{org}/invitations",
-            get(users::invitations).post(users::invite),
+            get(invitations::list).post(invitations::invite),
         )
         .route(
             "/users/{user}",
@@ -119,6 +83,7 @@ pub fn router() -> Router {
         .route("/audit", get(audit::list))
         .route("/usage", get(audit::usage))
         .fallback(not_found)
+        .layer(middleware::from_fn(error::audit_refusals))
 }
 
 /// What every handler needs from the request: the portal's state and context (request
@@ -143,6 +108,52 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiRequest {
             }),
             // The portal router always sets both; without them, fail closed.
             _ => Err(StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+}
+
+impl ApiRequest {
+    /// Authenticate the request and run the policy engine for `op`: 401 without valid
+    /// credentials, 403 (audited) when the policy denies, 503 when the directory cannot
+    /// answer.
+    pub async fn authorize(&self, op: &'static Op) -> Result<Caller, ApiError> {
+        let ctx = &self.ctx;
+        let sessions = self.state.sessions();
+        let now = sessions.clock().now();
+        // Bearer first when present (and then only the token), else the session cookie.
+        let entry = match ctx
+            .authenticator(sessions)
+            .identify(&self.headers, AuthMode::Any)
+            .await
+        {
+            Ok(caller) => caller.entry,
+            Err(AuthFailure::Unavailable(e)) => {
+                return Err(ApiError::unavailable(&e, &ctx.request_id))
+            }
+            Err(_) => return Err(ApiError::unauthenticated(&ctx.request_id)),
+        };
+        let owner_type = &ctx.config.server.owner_org_type;
+        let caller = Caller {
+            owner: entry.identity.org.org_type == *owner_type,
+            entry,
+            op,
+            ctx: self.ctx.clone(),
+            state: self.state.clone(),
+            now,
+        };
+        let route = op.route(owner_type);
+        let request = PolicyRequest {
+            method: &op.method,
+            account: None,
+            now,
+        };
+        match decide(&route, &request, Some(caller.identity())) {
+            Decision::Allow => Ok(caller),
+            Decision::Deny(reason) => {
+                let org = Some(caller.identity().org.id.clone());
+                Err(caller.refuse(reason.as_str(), None, org))
+            }
+            Decision::Unauthenticated => Err(ApiError::unauthenticated(&caller.ctx.request_id)),
         }
     }
 }
@@ -179,13 +190,13 @@ impl Caller {
         }
     }
 
-    /// 403 with `reason`, after appending the refused attempt to the audit log.
-    pub async fn refuse(
+    /// 403 with `reason`; the refused attempt is appended to the audit log.
+    pub fn refuse(
         &self,
         reason: &'static str,
         target: Option<String>,
         org_id: Option<String>,
-    ) -> Response {
+    ) -> ApiError {
         let entry = AuditEntry {
             actor_email: Some(self.identity().email.clone()),
             ip: Some(self.ctx.client_ip.to_string()),
@@ -199,29 +210,21 @@ impl Caller {
                 AuditOutcome::Denied,
             )
         };
-        let store = self.state.sessions().directory().store().clone();
-        if let Err(e) = store.append_audit(&entry, self.now).await {
-            // Fail closed: the refusal stands; the operator sees why it is not audited.
-            tracing::error!(request_id = %self.ctx.request_id, "refusal not audited: {e}");
-        }
-        let body =
-            json!({ "error": "forbidden", "reason": reason, "request_id": self.ctx.request_id });
-        let outcome = PortalOutcome {
-            verdict: Verdict::Deny,
-            reason: Some(reason),
-            ..self.outcome()
+        let audit = PendingAudit {
+            entry,
+            at: self.now,
         };
-        with_outcome((StatusCode::FORBIDDEN, Json(body)).into_response(), outcome)
+        self.named(ApiError::forbidden(reason, &self.ctx.request_id, audit))
     }
 
     /// A refusal from the lifecycle bounds.
-    pub async fn refuse_bounds(
+    pub fn refuse_bounds(
         &self,
         refusal: Refusal,
         target: Option<String>,
         org_id: Option<String>,
-    ) -> Response {
-        self.refuse(refusal.as_str(), target, org_id).await
+    ) -> ApiError {
+        self.refuse(refusal.as_str(), target, org_id)
     }
 
     /// A successful answer, logged as allowed for this caller.
@@ -237,34 +240,48 @@ impl Caller {
         }
     }
 
+    fn named(&self, e: ApiError) -> ApiError {
+        e.by(&self.identity().email, &self.identity().org.id)
+    }
+
     /// The answer to a store error: 404, 409, 400, 403 (a store refusal, audited) or 503.
-    pub async fn store_error(
+    pub fn store_error(
         &self,
         e: StoreError,
         target: Option<String>,
         org_id: Option<String>,
-    ) -> Response {
+    ) -> ApiError {
         match e {
             StoreError::NotFound(m) => self.error(StatusCode::NOT_FOUND, "not_found", &m),
             StoreError::Conflict(m) => self.error(StatusCode::CONFLICT, "conflict", &m),
             StoreError::Invalid(problems) => {
                 self.error(StatusCode::BAD_REQUEST, "invalid", &problems.join("; "))
             }
-            StoreError::Refused(reason) => self.refuse(reason, target, org_id).await,
-            StoreError::Unavailable(m) => unavailable(&self.ctx, &m, self.outcome()),
+            StoreError::Refused(reason) => self.refuse(reason, target, org_id),
+            StoreError::Unavailable(m) => {
+                self.named(ApiError::unavailable(&m, &self.ctx.request_id))
+            }
         }
     }
 
     /// A 400/404/409 answer (not a refusal: nothing to audit).
-    pub fn error(&self, status: StatusCode, error: &str, message: &str) -> Response {
-        with_outcome(
-            error_body(status, error, message, &self.ctx.request_id),
-            self.outcome(),
-        )
+    pub fn error(&self, status: StatusCode, error: &str, message: &str) -> ApiError {
+        self.named(ApiError::new(status, error, message, &self.ctx.request_id))
     }
 
-    pub fn bad_request(&self, message: &str) -> Response {
+    pub fn bad_request(&self, message: &str) -> ApiError {
         self.error(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// Parse a JSON body; `Err` is a 400 naming the problem.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, body: &[u8]) -> Result<T, ApiError> {
+        // Raw control characters are already invalid JSON; escaped ones are refused too
+        // (no field of the API takes one, and PostgreSQL text cannot hold NUL).
+        if has_escaped_control(&body.to_ascii_lowercase()) {
+            return Err(self.bad_request("control characters are not allowed in the body"));
+        }
+        serde_json::from_slice(body)
+            .map_err(|e| self.bad_request(&format!("invalid JSON body: {e}")))
     }
 
     /// Drop what this instance caches about a user or org at once (the watchers of the
@@ -284,138 +301,42 @@ impl Caller {
     }
 }
 
-/// Authenticate the request and run the policy engine for `op`. `Err` is the answer:
-/// 401 without valid credentials, 403 (audited) when the policy denies, 503 when the
-/// directory cannot answer.
-pub async fn authorize(op: &'static Op, req: &ApiRequest) -> Result<Caller, Response> {
-    let (state, ctx, headers) = (&req.state, &req.ctx, &req.headers);
-    let now = state.sessions().clock().now();
-    let entry = match authenticate(state, ctx, headers, now).await {
-        Ok(Some(entry)) => entry,
-        Ok(None) => return Err(unauthenticated(ctx)),
-        Err(e) => return Err(unavailable(ctx, &e, PortalOutcome::allow())),
-    };
-    let owner_type = &ctx.config.server.owner_org_type;
-    let caller = Caller {
-        owner: entry.identity.org.org_type == *owner_type,
-        entry,
-        op,
-        ctx: ctx.clone(),
-        state: state.clone(),
-        now,
-    };
-    let route = op.route(owner_type);
-    let request = PolicyRequest {
-        method: &op.method,
-        account: None,
-        now,
-    };
-    match decide(&route, &request, Some(caller.identity())) {
-        Decision::Allow => Ok(caller),
-        Decision::Deny(reason) => {
-            let org = Some(caller.identity().org.id.clone());
-            Err(caller.refuse(reason.as_str(), None, org).await)
-        }
-        Decision::Unauthenticated => Err(unauthenticated(ctx)),
+/// `store.op().await.answer(&caller)?`: a store error as the caller's answer.
+pub trait Answer<T> {
+    fn answer(self, caller: &Caller) -> Result<T, ApiError>;
+    /// The same, naming the target and org a store refusal is audited under.
+    fn answer_for(
+        self,
+        caller: &Caller,
+        target: &Option<String>,
+        org_id: &Option<String>,
+    ) -> Result<T, ApiError>;
+}
+
+impl<T> Answer<T> for StoreResult<T> {
+    fn answer(self, caller: &Caller) -> Result<T, ApiError> {
+        self.map_err(|e| caller.store_error(e, None, None))
     }
-}
 
-/// The caller's identity: bearer token first when present (and then only it), else the
-/// session cookie. `Ok(None)`: no valid credentials.
-async fn authenticate(
-    state: &Arc<PortalState>,
-    ctx: &PortalContext,
-    headers: &HeaderMap,
-    now: Timestamp,
-) -> Result<Option<Arc<CachedIdentity>>, StoreError> {
-    let directory = state.sessions().directory();
-    let user_id = if let Some(token) = bearer_token(headers) {
-        let Ok(verified) = ctx.bearer.verify(token, now) else {
-            return Ok(None);
-        };
-        directory.user_id_for_claim(&verified.user).await?
-    } else if let Some(token) = session_cookie(headers, &ctx.config) {
-        let idle = ctx.config.session.idle_timeout;
-        match state.sessions().resolve(token, idle).await? {
-            SessionState::Valid(live) => Some(live.user_id.clone()),
-            _ => None,
-        }
-    } else {
-        None
-    };
-    let Some(user_id) = user_id else {
-        return Ok(None);
-    };
-    directory.identity(&user_id).await
-}
-
-fn error_body(status: StatusCode, error: &str, message: &str, request_id: &str) -> Response {
-    let body = json!({ "error": error, "message": message, "request_id": request_id });
-    (status, Json(body)).into_response()
-}
-
-fn unauthenticated(ctx: &PortalContext) -> Response {
-    let mut response = error_body(
-        StatusCode::UNAUTHORIZED,
-        "unauthenticated",
-        "sign in, or send Authorization: Bearer <token>",
-        &ctx.request_id,
-    );
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        header::HeaderValue::from_static("Bearer"),
-    );
-    with_outcome(
-        response,
-        PortalOutcome {
-            verdict: Verdict::Unauthenticated,
-            reason: Some("no_credentials"),
-            ..PortalOutcome::allow()
-        },
-    )
-}
-
-/// 503: the directory cannot answer (the reason goes to the log only).
-fn unavailable(ctx: &PortalContext, e: &dyn std::fmt::Display, outcome: PortalOutcome) -> Response {
-    tracing::error!(request_id = %ctx.request_id, "directory error: {e}");
-    with_outcome(
-        error_body(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the directory is unavailable",
-            &ctx.request_id,
-        ),
-        PortalOutcome {
-            verdict: Verdict::Error,
-            reason: Some("directory_unavailable"),
-            ..outcome
-        },
-    )
+    fn answer_for(
+        self,
+        caller: &Caller,
+        target: &Option<String>,
+        org_id: &Option<String>,
+    ) -> Result<T, ApiError> {
+        self.map_err(|e| caller.store_error(e, target.clone(), org_id.clone()))
+    }
 }
 
 async fn not_found(Extension(ctx): Extension<PortalContext>) -> Response {
-    with_outcome(
-        error_body(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such API endpoint",
-            &ctx.request_id,
-        ),
-        PortalOutcome::deny("no_route"),
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such API endpoint",
+        &ctx.request_id,
     )
-}
-
-/// Parse a JSON body; `Err` is a 400 naming the problem.
-pub fn parse_body<T: serde::de::DeserializeOwned>(
-    caller: &Caller,
-    body: &[u8],
-) -> Result<T, Response> {
-    // Raw control characters are already invalid JSON; escaped ones are refused too (no
-    // field of the API takes one, and PostgreSQL text cannot hold NUL).
-    if has_escaped_control(&body.to_ascii_lowercase()) {
-        return Err(caller.bad_request("control characters are not allowed in the body"));
-    }
-    serde_json::from_slice(body).map_err(|e| caller.bad_request(&format!("invalid JSON body: {e}")))
+    .logged(super::Verdict::Deny, "no_route")
+    .into_response()
 }
 
 /// Whether a (lower-cased) JSON text has a `\u0000`–`\u001f` or `\u007f` escape.
@@ -425,6 +346,31 @@ fn has_escaped_control(lower: &[u8]) -> bool {
             && ((w[4] == b'0' || w[4] == b'1') && w[5].is_ascii_hexdigit()
                 || (w[4] == b'7' && w[5] == b'f'))
     })
+}
+
+/// Most roles one request may hand out.
+const MAX_ROLES: usize = 20;
+
+/// A role list from a request: at least `min`, at most [`MAX_ROLES`], duplicates dropped.
+pub fn role_list(mut roles: Vec<String>, min: usize) -> Result<Vec<String>, &'static str> {
+    roles.sort();
+    roles.dedup();
+    match roles.len() {
+        n if n < min => Err("roles must name at least one role"),
+        n if n > MAX_ROLES => Err("roles may name at most 20 roles"),
+        _ => Ok(roles),
+    }
+}
+
+/// A plausible email: one '@' with text on both sides, no spaces, at most 254 bytes.
+pub fn email_ok(email: &str) -> bool {
+    email.len() <= 254
+        && !email
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        })
 }
 
 /// Free text from a request: no control characters (a 400 otherwise).

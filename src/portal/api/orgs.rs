@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
-use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -13,24 +12,28 @@ use crate::directory::data::RoleEntry;
 use crate::directory::{NewOrg, OrgDetail, OrgPatch, OrgStatus};
 use crate::lifecycle::Refusal;
 
-use super::{ops, users, ApiRequest, Caller};
+use super::invitations::{self, InviteBody};
+use super::scope::org_in_scope;
+use super::{email_ok, ops, Answer, ApiRequest, ApiResult};
 
 #[derive(Deserialize)]
 pub struct ListQuery {
     status: Option<String>,
 }
 
-pub async fn list(req: ApiRequest, Query(q): Query<ListQuery>) -> Response {
-    let caller = caller!(ops::ORGS_LIST, req);
+pub async fn list(req: ApiRequest, Query(q): Query<ListQuery>) -> ApiResult {
+    let caller = req.authorize(&ops::ORGS_LIST).await?;
     let status = match q.status.as_deref().map(OrgStatus::parse) {
         Some(None) => {
-            return caller.bad_request("status must be pending, active, suspended or offboarded")
+            return Err(
+                caller.bad_request("status must be pending, active, suspended or offboarded")
+            )
         }
         Some(s) => s,
         None => None,
     };
     let store = caller.state.sessions().directory().store().clone();
-    let orgs = try_store!(caller, store.orgs().await);
+    let orgs = store.orgs().await.answer(&caller)?;
     let scope = caller.admin().scope();
     let orgs: Vec<Value> = orgs
         .iter()
@@ -38,7 +41,7 @@ pub async fn list(req: ApiRequest, Query(q): Query<ListQuery>) -> Response {
         .filter(|o| status.is_none_or(|s| o.status == s))
         .map(OrgDetail::to_json)
         .collect();
-    caller.ok(StatusCode::OK, json!({ "orgs": orgs }))
+    Ok(caller.ok(StatusCode::OK, json!({ "orgs": orgs })))
 }
 
 /// The body of `POST /orgs`.
@@ -56,13 +59,13 @@ struct NewOrgBody {
     contact_email: Option<String>,
 }
 
-pub async fn create(req: ApiRequest, body: Bytes) -> Response {
-    let caller = caller!(ops::ORG_CREATE, req);
-    let body: NewOrgBody = json_body!(caller, body);
+pub async fn create(req: ApiRequest, body: Bytes) -> ApiResult {
+    let caller = req.authorize(&ops::ORG_CREATE).await?;
+    let body: NewOrgBody = caller.json(&body)?;
     let id = body.id.unwrap_or_else(|| slug(&body.name));
     let max_grant_ttl = match body.max_grant_ttl.as_deref().map(parse_ttl).transpose() {
         Ok(t) => t,
-        Err(m) => return caller.bad_request(&m),
+        Err(m) => return Err(caller.bad_request(&m)),
     };
     let org = NewOrg {
         id,
@@ -75,17 +78,15 @@ pub async fn create(req: ApiRequest, body: Bytes) -> Response {
         contact_email: body.contact_email.map(|e| e.trim().to_lowercase()),
     };
     if let Err(m) = validate_org(&org) {
-        return caller.bad_request(&m);
+        return Err(caller.bad_request(&m));
     }
     let store = caller.state.sessions().directory().store().clone();
     let target = Some(format!("org:{}", org.id));
-    let created = try_store!(
-        caller,
-        store.create_org(&org, &caller.actor(), caller.now).await,
-        target,
-        Some(org.id.clone())
-    );
-    caller.ok(StatusCode::CREATED, created.to_json())
+    let created = store
+        .create_org(&org, &caller.actor(), caller.now)
+        .await
+        .answer_for(&caller, &target, &Some(org.id.clone()))?;
+    Ok(caller.ok(StatusCode::CREATED, created.to_json()))
 }
 
 /// Name, type, id and contact of a new org (the register form uses it too).
@@ -112,7 +113,7 @@ pub fn validate_org(org: &NewOrg) -> Result<(), String> {
         return Err("type must be 1-64 characters a-z, 0-9, '-' or '_'".into());
     }
     if let Some(email) = &org.contact_email {
-        if !users::email_ok(email) {
+        if !email_ok(email) {
             return Err("contact_email is not an email address".into());
         }
     }
@@ -147,53 +148,27 @@ fn parse_ttl(s: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("max_grant_ttl {s:?} is out of range"))
 }
 
-pub async fn get(req: ApiRequest, Path(org_id): Path<String>) -> Response {
-    let caller = caller!(ops::ORG_GET, req);
-    match org_in_scope(&caller, &org_id).await {
-        Ok(org) => caller.ok(StatusCode::OK, org.to_json()),
-        Err(r) => r,
-    }
+pub async fn get(req: ApiRequest, Path(org_id): Path<String>) -> ApiResult {
+    let caller = req.authorize(&ops::ORG_GET).await?;
+    let org = org_in_scope(&caller, &org_id).await?;
+    Ok(caller.ok(StatusCode::OK, org.to_json()))
 }
 
-/// The org, when it exists and the caller may act on it (else the 403/404 answer).
-pub async fn org_in_scope(caller: &Caller, org_id: &str) -> Result<OrgDetail, Response> {
-    let target = Some(format!("org:{org_id}"));
-    if let Err(refusal) = caller.admin().check_org(org_id) {
-        return Err(caller
-            .refuse_bounds(refusal, target, Some(org_id.to_string()))
-            .await);
-    }
-    let store = caller.state.sessions().directory().store().clone();
-    match store.org(org_id).await {
-        Ok(Some(org)) => Ok(org),
-        Ok(None) => Err(caller.error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            &format!("no org {org_id:?}"),
-        )),
-        Err(e) => Err(caller.store_error(e, target, None).await),
-    }
-}
-
-pub async fn update(req: ApiRequest, Path(org_id): Path<String>, body: Bytes) -> Response {
-    let caller = caller!(ops::ORG_UPDATE, req);
-    let fields: Map<String, Value> = json_body!(caller, body);
+pub async fn update(req: ApiRequest, Path(org_id): Path<String>, body: Bytes) -> ApiResult {
+    let caller = req.authorize(&ops::ORG_UPDATE).await?;
+    let fields: Map<String, Value> = caller.json(&body)?;
     let patch = match org_patch(&fields) {
         Ok(p) => p,
-        Err(m) => return caller.bad_request(&m),
+        Err(m) => return Err(caller.bad_request(&m)),
     };
     let store = caller.state.sessions().directory().store().clone();
     let target = Some(format!("org:{org_id}"));
-    let updated = try_store!(
-        caller,
-        store
-            .update_org(&org_id, &patch, &caller.actor(), caller.now)
-            .await,
-        target,
-        Some(org_id.clone())
-    );
+    let updated = store
+        .update_org(&org_id, &patch, &caller.actor(), caller.now)
+        .await
+        .answer_for(&caller, &target, &Some(org_id.clone()))?;
     caller.forget_org(&org_id);
-    caller.ok(StatusCode::OK, updated.to_json())
+    Ok(caller.ok(StatusCode::OK, updated.to_json()))
 }
 
 /// The fields of a PATCH: a key that is absent leaves the field; `null` clears it.
@@ -229,40 +204,38 @@ fn org_patch(fields: &Map<String, Value>) -> Result<OrgPatch, String> {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ApproveBody {
-    invite: Option<users::InviteBody>,
+    invite: Option<InviteBody>,
 }
 
 pub async fn status(
     req: ApiRequest,
     Path((org_id, action)): Path<(String, String)>,
     body: Bytes,
-) -> Response {
-    let caller = caller!(ops::ORG_STATUS, req);
+) -> ApiResult {
+    let caller = req.authorize(&ops::ORG_STATUS).await?;
     let Some((from, to)) = transition(&action) else {
-        return caller.error(
+        return Err(caller.error(
             StatusCode::NOT_FOUND,
             "not_found",
             "action must be approve, reject, suspend, reactivate or offboard",
-        );
+        ));
     };
     let target = Some(format!("org:{org_id}"));
     if org_id == caller.identity().org.id {
-        return caller
-            .refuse_bounds(Refusal::SelfChange, target, Some(org_id))
-            .await;
+        return Err(caller.refuse_bounds(Refusal::SelfChange, target, Some(org_id)));
     }
     let mut approve: ApproveBody = if body.is_empty() {
         ApproveBody::default()
     } else {
-        json_body!(caller, body)
+        caller.json(&body)?
     };
     if approve.invite.is_some() && action != "approve" {
-        return caller.bad_request("only approve takes an invitation");
+        return Err(caller.bad_request("only approve takes an invitation"));
     }
-    let org = or_answer!(org_in_scope(&caller, &org_id).await);
+    let org = org_in_scope(&caller, &org_id).await?;
     if !from.contains(&org.status) {
         let message = format!("cannot {action} an org that is {}", org.status);
-        return caller.error(StatusCode::CONFLICT, "conflict", &message);
+        return Err(caller.error(StatusCode::CONFLICT, "conflict", &message));
     }
     let store = caller.state.sessions().directory().store().clone();
     // The invitation is written after the approval commits: check what can be checked
@@ -271,27 +244,25 @@ pub async fn status(
         if invite.email.is_none() {
             invite.email = org.contact_email.clone();
         }
-        let email_ok = invite.email.as_deref().is_some_and(users::email_ok);
+        let email_ok = invite.email.as_deref().is_some_and(email_ok);
         if !email_ok || invite.roles.is_empty() {
-            return caller.bad_request("the invitation needs an email (or a contact) and roles");
+            return Err(
+                caller.bad_request("the invitation needs an email (or a contact) and roles")
+            );
         }
-        let defined = try_store!(caller, store.roles().await);
+        let defined = store.roles().await.answer(&caller)?;
         if let Some(unknown) = invite
             .roles
             .iter()
             .find(|r| !defined.iter().any(|d| &d.name == *r))
         {
-            return caller.bad_request(&format!("unknown role {unknown:?}"));
+            return Err(caller.bad_request(&format!("unknown role {unknown:?}")));
         }
     }
-    let change = try_store!(
-        caller,
-        store
-            .set_org_status(&org_id, to, &caller.actor(), caller.now)
-            .await,
-        target,
-        Some(org_id.clone())
-    );
+    let change = store
+        .set_org_status(&org_id, to, &caller.actor(), caller.now)
+        .await
+        .answer_for(&caller, &target, &Some(org_id.clone()))?;
     caller.forget_org(&org_id);
     let mut out = json!({
         "org": org_id,
@@ -301,12 +272,9 @@ pub async fn status(
         "audit_seq": change.audit_seq,
     });
     if let Some(invite) = approve.invite {
-        match users::create_invitation(&caller, &org_id, invite).await {
-            Ok(invitation) => out["invitation"] = invitation,
-            Err(r) => return r,
-        }
+        out["invitation"] = invitations::create_invitation(&caller, &org_id, invite).await?;
     }
-    caller.ok(StatusCode::OK, out)
+    Ok(caller.ok(StatusCode::OK, out))
 }
 
 /// The statuses an action applies to, and the status it sets.
@@ -322,11 +290,11 @@ fn transition(action: &str) -> Option<(&'static [OrgStatus], OrgStatus)> {
     })
 }
 
-pub async fn roles(req: ApiRequest) -> Response {
-    let caller = caller!(ops::ROLES_LIST, req);
+pub async fn roles(req: ApiRequest) -> ApiResult {
+    let caller = req.authorize(&ops::ROLES_LIST).await?;
     let store = caller.state.sessions().directory().store().clone();
-    let roles = try_store!(caller, store.roles().await);
-    caller.ok(StatusCode::OK, json!({ "roles": roles }))
+    let roles = store.roles().await.answer(&caller)?;
+    Ok(caller.ok(StatusCode::OK, json!({ "roles": roles })))
 }
 
 #[derive(Deserialize)]
@@ -337,14 +305,16 @@ struct RoleBody {
     delegable: bool,
 }
 
-pub async fn put_role(req: ApiRequest, Path(name): Path<String>, body: Bytes) -> Response {
-    let caller = caller!(ops::ROLE_PUT, req);
-    let body: RoleBody = json_body!(caller, body);
+pub async fn put_role(req: ApiRequest, Path(name): Path<String>, body: Bytes) -> ApiResult {
+    let caller = req.authorize(&ops::ROLE_PUT).await?;
+    let body: RoleBody = caller.json(&body)?;
     let word_ok = |s: &str| {
         !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_graphic() && b != b',')
     };
     if !word_ok(&name) || !body.permissions.iter().all(|p| word_ok(p)) {
-        return caller.bad_request("role and permission names must be 1-100 visible characters");
+        return Err(
+            caller.bad_request("role and permission names must be 1-100 visible characters")
+        );
     }
     let role = RoleEntry {
         name,
@@ -356,26 +326,22 @@ pub async fn put_role(req: ApiRequest, Path(name): Path<String>, body: Bytes) ->
     // held by the caller; and no one redefines a role they hold (self-promotion, or
     // stripping the owner role of every owner admin at once).
     let target = Some(format!("role:{}", role.name));
-    let defined = try_store!(caller, store.roles().await);
+    let defined = store.roles().await.answer(&caller)?;
     let held = &caller.identity().permissions;
     let current = defined.iter().find(|r| r.name == role.name);
     if caller.identity().has_role(&role.name) {
-        return caller
-            .refuse_bounds(Refusal::SelfChange, target, None)
-            .await;
+        return Err(caller.refuse_bounds(Refusal::SelfChange, target, None));
     }
     let within = |perms: &[String]| perms.iter().all(|p| held.binary_search(p).is_ok());
     if !within(&role.permissions) || current.is_some_and(|r| !within(&r.permissions)) {
-        return caller
-            .refuse_bounds(Refusal::AboveOwnRights, target, None)
-            .await;
+        return Err(caller.refuse_bounds(Refusal::AboveOwnRights, target, None));
     }
-    try_store!(
-        caller,
-        store.put_role(&role, &caller.actor(), caller.now).await
-    );
+    store
+        .put_role(&role, &caller.actor(), caller.now)
+        .await
+        .answer(&caller)?;
     caller.state.sessions().directory().invalidate_all();
-    caller.ok(StatusCode::OK, json!(role))
+    Ok(caller.ok(StatusCode::OK, json!(role)))
 }
 
 /// Query strings as a map (for filters with optional keys).
