@@ -10,16 +10,22 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::app::Reloader;
+use crate::config::Problem;
 use crate::proxy::Shared;
+
+/// What `POST /reload` asks for: re-read the configuration and swap it in whole, or keep
+/// the old one and name every problem.
+pub trait Reload: Send + Sync + 'static {
+    fn reload(&self) -> futures::future::BoxFuture<'_, Result<(), Vec<Problem>>>;
+}
 
 #[derive(Clone)]
 struct AdminState {
     shared: Arc<Shared>,
-    reloader: Arc<Reloader>,
+    reloader: Arc<dyn Reload>,
 }
 
-pub fn router(shared: Arc<Shared>, reloader: Arc<Reloader>) -> Router {
+pub fn router(shared: Arc<Shared>, reloader: Arc<dyn Reload>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -32,7 +38,7 @@ pub fn router(shared: Arc<Shared>, reloader: Arc<Reloader>) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
-    reloader: Arc<Reloader>,
+    reloader: Arc<dyn Reload>,
 ) {
     if let Err(e) = axum::serve(listener, router(shared, reloader)).await {
         tracing::error!("admin listener stopped: {e}");

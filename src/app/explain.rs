@@ -13,6 +13,7 @@ mod target;
 #[cfg(test)]
 mod tests;
 mod text;
+mod view;
 
 use std::io::Write;
 use std::path::Path;
@@ -25,9 +26,10 @@ use crate::directory::{Store, StoreResult};
 /// `directory import`).
 const DIRECTORY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-pub use report::{explain, Explanation, Who};
+pub use report::explain;
 pub use target::{parse_method, parse_target};
 pub use text::render;
+pub use view::{Explanation, Who};
 
 pub fn run(
     config_path: &Path,

@@ -17,6 +17,12 @@ pub struct Reloader {
     lock: Mutex<()>,
 }
 
+impl crate::admin::Reload for Reloader {
+    fn reload(&self) -> futures::future::BoxFuture<'_, Result<(), Vec<Problem>>> {
+        Box::pin(Reloader::reload(self))
+    }
+}
+
 impl Reloader {
     pub fn new(path: PathBuf, shared: Arc<Shared>, runtime: tokio::runtime::Handle) -> Self {
         Reloader {

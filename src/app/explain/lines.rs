@@ -9,7 +9,7 @@ use crate::directory::{Identity, Timestamp};
 use crate::policy::decide::{Failure, Outcome, Request, Rule};
 use crate::policy::route::RouteTrace;
 
-use super::report::{
+use super::view::{
     GrantView, IdentityView, OrgView, RateLimitView, RouteLine, RouteView, RuleLine, Who,
 };
 

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use http::Method;
 
-use super::report::{explain, Explanation, Who};
+use super::report::explain;
 use super::target::{parse_method, parse_target};
 use super::text::render;
+use super::view::{Explanation, Who};
 use crate::config::{AccountLevel, Config};
 use crate::directory::{AccountGrant, Identity, OrgRef, OrgStatus, UserStatus};
 

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::report::{Explanation, IdentityView, RateLimitView};
+use super::view::{Explanation, IdentityView, RateLimitView};
 
 /// Render `e` as text, ending with a newline.
 pub fn render(e: &Explanation) -> String {
