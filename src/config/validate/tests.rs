@@ -1,4 +1,8 @@
-use super::*;
+use std::path::Path;
+use std::time::Duration;
+
+use super::build;
+use crate::config::*;
 
 fn load(text: &str) -> Result<Loaded, ConfigErrors> {
     build(Path::new("/etc/pg/test.toml"), text)
