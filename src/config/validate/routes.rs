@@ -67,19 +67,14 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
         );
     }
     // Fail closed: a route that does not say otherwise needs a login.
-    let auth = match f.auth.as_deref().unwrap_or("session") {
-        "none" => AuthMode::None,
-        "session" => AuthMode::Session,
-        "bearer" => AuthMode::Bearer,
-        "any" => AuthMode::Any,
-        other => {
-            v.problem(
-                format!("{key}.auth"),
-                format!("\"{other}\" is not one of session, bearer, any, none"),
-            );
-            AuthMode::None
-        }
-    };
+    let auth = v
+        .one_of(
+            format!("{key}.auth"),
+            f.auth.as_deref().unwrap_or("session"),
+            &AuthMode::ALL,
+            AuthMode::as_str,
+        )
+        .unwrap_or(AuthMode::None);
     for (name, list) in [
         ("allow_roles", &f.allow_roles),
         ("allow_permissions", &f.allow_permissions),
@@ -109,13 +104,13 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
         }
     }
     let account_permission = f.account_permission.as_deref().and_then(|p| {
-        let level = AccountLevel::parse(p);
-        if level.is_none() {
-            v.problem(
-                format!("{key}.account_permission"),
-                format!("\"{p}\" is not one of view, standard, admin"),
-            );
-        } else if !path.has_account() {
+        let level = v.one_of(
+            format!("{key}.account_permission"),
+            p,
+            &AccountLevel::ALL,
+            AccountLevel::as_str,
+        )?;
+        if !path.has_account() {
             v.problem(
                 format!("{key}.account_permission"),
                 format!(
@@ -129,27 +124,25 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
                 "needs an identity, but the route has auth = \"none\"",
             );
         }
-        level
+        Some(level)
     });
-    let mode = match f.mode.as_deref().unwrap_or("enforce") {
-        "enforce" => Mode::Enforce,
-        "shadow" => Mode::Shadow,
-        other => {
-            v.problem(
-                format!("{key}.mode"),
-                format!("\"{other}\" is not one of enforce, shadow"),
-            );
-            Mode::Enforce
-        }
-    };
+    let mode = v
+        .one_of(
+            format!("{key}.mode"),
+            f.mode.as_deref().unwrap_or("enforce"),
+            &Mode::ALL,
+            Mode::as_str,
+        )
+        .unwrap_or(Mode::Enforce);
     let rate_limit = f.rate_limit.map(|r| {
-        let rate_key = RateKey::parse(&r.key).unwrap_or_else(|| {
-            v.problem(
+        let rate_key = v
+            .one_of(
                 format!("{key}.rate_limit.key"),
-                format!("\"{}\" is not one of ip, user, org, route", r.key),
-            );
-            RateKey::Ip
-        });
+                &r.key,
+                &RateKey::ALL,
+                RateKey::as_str,
+            )
+            .unwrap_or(RateKey::Ip);
         if matches!(rate_key, RateKey::User | RateKey::Org) && auth == AuthMode::None {
             v.problem(
                 format!("{key}.rate_limit.key"),

@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::build;
+use super::{build, validator};
 use crate::config::*;
 
 fn load(text: &str) -> Result<Loaded, ConfigErrors> {
@@ -272,4 +272,26 @@ algorithms = ["none", "HS256", "RS256"]
     assert!(keys.contains(&"issuers[0].algorithms"));
     assert!(keys.contains(&"issuers[0].hmac_secret_file"));
     assert!(keys.contains(&"issuers[0].jwks_file"));
+}
+
+#[test]
+fn one_of_takes_a_listed_name_and_names_them_all_otherwise() {
+    let mut v = validator::Validator::new(Path::new("/etc/pg/test.toml"));
+    let mode = v.one_of("routes[0] (a).mode", "shadow", &Mode::ALL, Mode::as_str);
+    assert_eq!(mode, Some(Mode::Shadow));
+    let key = v.one_of(
+        "routes[0] (a).rate_limit.key",
+        "planet",
+        &RateKey::ALL,
+        RateKey::as_str,
+    );
+    assert_eq!(key, None);
+    let algorithm = v.one_of("issuers[0].algorithms", "HS256", &["RS256", "HS256"], |a| a);
+    assert_eq!(algorithm, Some("HS256"));
+    let problems = v.into_errors().0;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(
+        problems[0].to_string(),
+        "/etc/pg/test.toml: routes[0] (a).rate_limit.key: \"planet\" is not one of ip, user, org, route"
+    );
 }

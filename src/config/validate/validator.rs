@@ -122,6 +122,23 @@ impl Validator {
         out
     }
 
+    /// The choice whose `name` is `raw`; otherwise a problem listing every name, in the
+    /// order of `choices`, and `None`.
+    pub(super) fn one_of<T: Copy>(
+        &mut self,
+        key: impl Into<String>,
+        raw: &str,
+        choices: &[T],
+        name: impl Fn(T) -> &'static str,
+    ) -> Option<T> {
+        if let Some(&choice) = choices.iter().find(|&&c| name(c) == raw) {
+            return Some(choice);
+        }
+        let names: Vec<&str> = choices.iter().map(|&c| name(c)).collect();
+        self.problem(key, format!("\"{raw}\" is not one of {}", names.join(", ")));
+        None
+    }
+
     pub(super) fn duration(&mut self, key: &str, raw: Option<&str>, default: Duration) -> Duration {
         let Some(raw) = raw else { return default };
         match humantime::parse_duration(raw.trim()) {
@@ -197,15 +214,14 @@ impl Validator {
         );
         let on_redis_error = match raw.on_redis_error.as_deref() {
             None => fallback,
-            Some("local") => RedisFallback::Local,
-            Some("deny") => RedisFallback::Deny,
-            Some(other) => {
-                self.problem(
+            Some(other) => self
+                .one_of(
                     format!("{key}.on_redis_error"),
-                    format!("\"{other}\" is not one of local, deny"),
-                );
-                fallback
-            }
+                    other,
+                    &RedisFallback::ALL,
+                    RedisFallback::as_str,
+                )
+                .unwrap_or(fallback),
         };
         RateSpec {
             per_second: raw.per_second,
