@@ -96,7 +96,7 @@ fn assemble(v: &mut Validator, table: &toml::Table) -> Config {
         source: v.file().to_path_buf(),
         server,
         upstreams,
-        routes,
+        routes: routes.into_iter().map(|(_, route)| route).collect(),
         session,
         login,
         directory,

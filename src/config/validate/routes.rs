@@ -9,22 +9,25 @@ use crate::config::{
 
 use super::validator::{valid_name, Validator};
 
+/// Every route that could be read, with its key (`routes[i] (name)`, `i` its place in the
+/// file) for the checks that look at all of them.
 pub(super) fn routes(
     v: &mut Validator,
     value: Option<&toml::Value>,
     upstreams: &[UpstreamConfig],
-) -> Vec<RouteConfig> {
+) -> Vec<(String, RouteConfig)> {
     let Some(value) = value else {
         v.warn("routes", "no [[routes]]: every request will get 404");
         return Vec::new();
     };
-    let mut out: Vec<RouteConfig> = Vec::new();
+    let mut out: Vec<(String, RouteConfig)> = Vec::new();
     for (key, f) in v.array_of::<RouteFile>("routes", value) {
         let key = format!("{key} ({})", f.name);
-        if out.iter().any(|r| r.name == f.name) {
+        if out.iter().any(|(_, r)| r.name == f.name) {
             v.problem(format!("{key}.name"), "duplicate route name");
         }
-        out.push(route(v, &key, f, upstreams));
+        let route = route(v, &key, f, upstreams);
+        out.push((key, route));
     }
     out
 }
@@ -219,12 +222,15 @@ fn methods(v: &mut Validator, key: &str, raw: &[String]) -> Vec<http::Method> {
         .collect()
 }
 
-pub(super) fn shadow_warnings(v: &mut Validator, routes: &[RouteConfig]) {
-    for (j, later) in routes.iter().enumerate() {
-        let shadowing = routes[..j].iter().find(|earlier| covers(earlier, later));
+pub(super) fn shadow_warnings(v: &mut Validator, routes: &[(String, RouteConfig)]) {
+    for (j, (key, later)) in routes.iter().enumerate() {
+        let shadowing = routes[..j]
+            .iter()
+            .map(|(_, earlier)| earlier)
+            .find(|earlier| covers(earlier, later));
         if let Some(earlier) = shadowing {
             v.warn(
-                format!("routes[{j}] ({})", later.name),
+                key.as_str(),
                 format!(
                     "shadowed by earlier route \"{}\": it can never match",
                     earlier.name
@@ -249,11 +255,11 @@ fn covers(earlier: &RouteConfig, later: &RouteConfig) -> bool {
 }
 
 /// Bearer-token routes (`auth = "bearer"` or `"any"`) when no `[[issuers]]` is configured.
-pub(super) fn need_issuers(v: &mut Validator, routes: &[RouteConfig]) {
-    for (i, r) in routes.iter().enumerate() {
+pub(super) fn need_issuers(v: &mut Validator, routes: &[(String, RouteConfig)]) {
+    for (key, r) in routes {
         if matches!(r.auth, AuthMode::Bearer | AuthMode::Any) {
             v.problem(
-                format!("routes[{i}].auth"),
+                format!("{key}.auth"),
                 format!(
                     "auth = \"{}\" needs at least one [[issuers]]",
                     r.auth.as_str()

@@ -236,6 +236,21 @@ fn bearer_routes_need_an_issuer() {
 }
 
 #[test]
+fn the_issuer_problem_names_the_route_like_every_route_problem() {
+    // The second route cannot be read, so the bearer route is the third in the file.
+    let text = format!(
+        "{MINIMAL}\n[[routes]]\nname = \"odd\"\npath = \"/odd\"\nupstream = \"portal\"\ncolour = \"blue\"\n\n[[routes]]\nname = \"api\"\npath = \"/api\"\nupstream = \"portal\"\nauth = \"any\"\n"
+    );
+    let errors = load(&text).expect_err("invalid").0;
+    let keys: Vec<&str> = errors.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["routes[1]", "routes[2] (api).auth"]);
+    assert_eq!(
+        errors[1].reason,
+        "auth = \"any\" needs at least one [[issuers]]"
+    );
+}
+
+#[test]
 fn relative_paths_follow_the_config_file() {
     let text = r#"
 [server]
