@@ -7,10 +7,10 @@ use serde::Serialize;
 
 use super::audit::AuditActor;
 use super::data::{AccountEntry, RoleEntry};
-use super::model::{AccountLevel, Grant, OrgStatus, Timestamp};
 #[cfg(doc)]
-use super::store::StoreError;
-use super::store::StoreResult;
+use super::error::StoreError;
+use super::error::StoreResult;
+use super::model::{AccountLevel, Grant, OrgStatus, Timestamp};
 
 /// An org with what its admins manage: seat cap, roles it may hand out, grant cap.
 #[derive(Debug, Clone, PartialEq, Eq)]

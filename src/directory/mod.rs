@@ -5,6 +5,7 @@ pub mod audit;
 mod cache;
 pub mod changes;
 pub mod data;
+mod error;
 pub mod lifecycle;
 pub mod model;
 pub mod review;
@@ -20,6 +21,7 @@ pub use audit::{
 pub use cache::{CacheCounters, CachedIdentity, Directory, IdentityHeaderValues, TOUCH_EVERY};
 pub use changes::{Change, ChangeTarget, StatusChange};
 pub use data::{DirectoryData, ImportCounts};
+pub use error::{StoreError, StoreResult};
 pub use lifecycle::{
     GrantChange, Invitation, LifecycleStore, NewInvitation, NewOrg, OrgDetail, OrgPatch,
     ReviewDecision, ReviewDecisionRecord,
@@ -30,5 +32,5 @@ pub use review::{
     REASON_INACTIVE,
 };
 pub use sql::{connect, open};
-pub use store::{ChangeListener, Store, StoreError, StoreResult};
+pub use store::{ChangeListener, Store};
 pub use usage::{day_of, UsageFilter, UsageRow, UsageTotal};

@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::audit::AuditActor;
+use super::error::{StoreError, StoreResult};
 use super::model::{AccountLevel, OrgStatus, Timestamp, UserStatus};
-use super::store::{Store, StoreError, StoreResult};
+use super::store::Store;
 
 /// The permission that makes a user an admin (delegated partner admin) in the review.
 pub const ADMIN_PERMISSION: &str = "users:manage";
