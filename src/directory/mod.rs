@@ -11,6 +11,7 @@ pub mod model;
 pub mod review;
 mod sql;
 pub mod store;
+pub mod sweep;
 #[cfg(test)]
 mod tests;
 pub mod usage;
@@ -27,10 +28,8 @@ pub use lifecycle::{
     ReviewDecision, ReviewDecisionRecord,
 };
 pub use model::*;
-pub use review::{
-    sweep_inactive, ReviewFlags, ReviewGrant, ReviewParams, ReviewRow, ADMIN_PERMISSION,
-    REASON_INACTIVE,
-};
+pub use review::{ReviewFlags, ReviewGrant, ReviewParams, ReviewRow, ADMIN_PERMISSION};
 pub use sql::{connect, open};
 pub use store::{ChangeListener, Store};
+pub use sweep::{sweep_inactive, REASON_INACTIVE};
 pub use usage::{day_of, UsageFilter, UsageRow, UsageTotal};
