@@ -1,7 +1,8 @@
-//! The partner lifecycle's records (CONTRACT §7): orgs as the admin API shows them,
-//! registration, invitations, grant changes and review decisions. The rules about who may
-//! do what live in [`crate::lifecycle`]; the store only makes each change, with its audit
-//! record and directory change, in one transaction.
+//! The partner lifecycle's records (docs/reference.md, "Partner lifecycle"): orgs as the
+//! admin API shows them, registration, invitations, grant changes and review decisions.
+//! The rules about who may do what are the top-level `lifecycle` module, which reads these
+//! records (this module does not depend on it); the store only makes each change, with its
+//! audit record and directory change, in one transaction.
 
 use serde::Serialize;
 
