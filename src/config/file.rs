@@ -1,8 +1,9 @@
-//! The TOML file format (CONTRACT §2), mirrored field by field.
+//! The TOML file format, mirrored field by field (every key is described in
+//! docs/reference.md, "Configuration").
 //!
-//! These structs only describe what an operator may write; [`super::validate`] turns
-//! them into the runtime [`super::Config`]. Every struct denies unknown keys. Durations,
-//! addresses and enums stay strings here so validation can name the key that is wrong.
+//! These structs only describe what an operator may write; validation turns them into
+//! the runtime [`super::Config`]. Every struct denies unknown keys. Durations, addresses
+//! and enums stay strings here so validation can name the key that is wrong.
 
 use serde::Deserialize;
 

@@ -133,6 +133,8 @@ pub enum RedisFallback {
 }
 
 impl RedisFallback {
+    pub const ALL: [RedisFallback; 2] = [RedisFallback::Local, RedisFallback::Deny];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RedisFallback::Local => "local",
@@ -188,6 +190,13 @@ pub enum AuthMode {
 }
 
 impl AuthMode {
+    pub const ALL: [AuthMode; 4] = [
+        AuthMode::Session,
+        AuthMode::Bearer,
+        AuthMode::Any,
+        AuthMode::None,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMode::Session => "session",
@@ -204,6 +213,17 @@ pub enum Mode {
     Shadow,
 }
 
+impl Mode {
+    pub const ALL: [Mode; 2] = [Mode::Enforce, Mode::Shadow];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Shadow => "shadow",
+        }
+    }
+}
+
 /// A client-account permission level; ordered view < standard < admin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum AccountLevel {
@@ -213,13 +233,14 @@ pub enum AccountLevel {
 }
 
 impl AccountLevel {
+    pub const ALL: [AccountLevel; 3] = [
+        AccountLevel::View,
+        AccountLevel::Standard,
+        AccountLevel::Admin,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "view" => Some(AccountLevel::View),
-            "standard" => Some(AccountLevel::Standard),
-            "admin" => Some(AccountLevel::Admin),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|l| l.as_str() == s)
     }
 
     pub fn as_str(self) -> &'static str {

@@ -30,8 +30,8 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::error::{StoreError, StoreResult};
 use super::model::Timestamp;
-use super::store::{StoreError, StoreResult};
 
 mod chain;
 

@@ -1,16 +1,17 @@
-//! The partner lifecycle's records (CONTRACT §7): orgs as the admin API shows them,
-//! registration, invitations, grant changes and review decisions. The rules about who may
-//! do what live in [`crate::lifecycle`]; the store only makes each change, with its audit
-//! record and directory change, in one transaction.
+//! The partner lifecycle's records (docs/reference.md, "Partner lifecycle"): orgs as the
+//! admin API shows them, registration, invitations, grant changes and review decisions.
+//! The rules about who may do what are the top-level `lifecycle` module, which reads these
+//! records (this module does not depend on it); the store only makes each change, with its
+//! audit record and directory change, in one transaction.
 
 use serde::Serialize;
 
 use super::audit::AuditActor;
 use super::data::{AccountEntry, RoleEntry};
-use super::model::{AccountLevel, Grant, OrgStatus, Timestamp};
 #[cfg(doc)]
-use super::store::StoreError;
-use super::store::StoreResult;
+use super::error::StoreError;
+use super::error::StoreResult;
+use super::model::{AccountLevel, Grant, OrgStatus, Timestamp};
 
 /// An org with what its admins manage: seat cap, roles it may hand out, grant cap.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,11 +5,13 @@ pub mod audit;
 mod cache;
 pub mod changes;
 pub mod data;
+mod error;
 pub mod lifecycle;
 pub mod model;
 pub mod review;
 mod sql;
 pub mod store;
+pub mod sweep;
 #[cfg(test)]
 mod tests;
 pub mod usage;
@@ -20,15 +22,14 @@ pub use audit::{
 pub use cache::{CacheCounters, CachedIdentity, Directory, IdentityHeaderValues, TOUCH_EVERY};
 pub use changes::{Change, ChangeTarget, StatusChange};
 pub use data::{DirectoryData, ImportCounts};
+pub use error::{StoreError, StoreResult};
 pub use lifecycle::{
     GrantChange, Invitation, LifecycleStore, NewInvitation, NewOrg, OrgDetail, OrgPatch,
     ReviewDecision, ReviewDecisionRecord,
 };
 pub use model::*;
-pub use review::{
-    sweep_inactive, ReviewFlags, ReviewGrant, ReviewParams, ReviewRow, ADMIN_PERMISSION,
-    REASON_INACTIVE,
-};
+pub use review::{ReviewFlags, ReviewGrant, ReviewParams, ReviewRow, ADMIN_PERMISSION};
 pub use sql::{connect, open};
-pub use store::{ChangeListener, Store, StoreError, StoreResult};
+pub use store::{ChangeListener, Store};
+pub use sweep::{sweep_inactive, REASON_INACTIVE};
 pub use usage::{day_of, UsageFilter, UsageRow, UsageTotal};

@@ -1,21 +1,16 @@
-//! The access review (CONTRACT §1 `partnergate review`, issue 6 item 6): every user with
-//! org, roles, grants, last login and last request, and the flags a reviewer looks at;
-//! and the inactivity sweep that disables users without a login for
-//! `lifecycle.inactive_after`.
+//! The access review (`partnergate review`, see docs/reference.md): every user with org,
+//! roles, grants, last login and last request, and the flags a reviewer looks at. The
+//! inactivity sweep, which disables the users the review flags inactive, is in
+//! `directory::sweep`.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::audit::AuditActor;
 use super::model::{AccountLevel, OrgStatus, Timestamp, UserStatus};
-use super::store::{Store, StoreError, StoreResult};
 
 /// The permission that makes a user an admin (delegated partner admin) in the review.
 pub const ADMIN_PERMISSION: &str = "users:manage";
-
-/// The audit reason of a user disabled by the inactivity sweep.
-pub const REASON_INACTIVE: &str = "inactive";
 
 /// What the review is computed against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +36,11 @@ impl ReviewParams {
     pub fn cutoff(&self) -> Timestamp {
         self.now.saturating_sub(self.inactive_after)
     }
+}
+
+/// [`ReviewParams::cutoff`] without the rest of the parameters: `now - inactive_after`.
+pub(super) fn inactive_cutoff(now: Timestamp, inactive_after: Duration) -> Timestamp {
+    now.saturating_sub(secs(inactive_after))
 }
 
 fn secs(d: Duration) -> i64 {
@@ -160,33 +160,4 @@ impl ReviewRow {
             },
         })
     }
-}
-
-/// Disable every active user without a login (or, never logged in, created) before
-/// `now - inactive_after`: each through [`Store::set_user_status`] by the system actor
-/// with reason [`REASON_INACTIVE`], so it is audited, their sessions end and every
-/// instance drops them. Returns the ids disabled. A user that vanished meanwhile is
-/// skipped; any other error stops the sweep (the next one resumes).
-pub async fn sweep_inactive(
-    store: &dyn Store,
-    now: Timestamp,
-    inactive_after: Duration,
-) -> StoreResult<Vec<String>> {
-    let cutoff = now.saturating_sub(secs(inactive_after));
-    let actor = AuditActor {
-        reason: Some(REASON_INACTIVE.to_string()),
-        ..AuditActor::system()
-    };
-    let mut disabled = Vec::new();
-    for id in store.inactive_users(cutoff).await? {
-        match store
-            .set_user_status(&id, UserStatus::Disabled, &actor, now)
-            .await
-        {
-            Ok(_) => disabled.push(id),
-            Err(StoreError::NotFound(_)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(disabled)
 }

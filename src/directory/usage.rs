@@ -1,6 +1,7 @@
-//! Usage data as the directory stores it (issue 6 item 8): request counts per UTC day, org,
-//! user and route in `usage_daily`, added to by every gateway instance's flush. The
-//! in-memory counting and the report live in [`crate::usage`].
+//! Usage data as the directory stores it: request counts per UTC day, org, user and route
+//! in `usage_daily`, added to by every gateway instance's flush (docs/reference.md, "Usage
+//! data"). The in-memory counting, the flush and the report are the top-level `usage`
+//! module, which builds on these types; this module does not depend on it.
 
 use super::model::Timestamp;
 

@@ -13,46 +13,9 @@ use crate::directory::{
 };
 use crate::password::{HashError, PasswordHasher};
 
-use super::login_audit::{self, normalized_email};
+use super::attempt::{normalized_email, LoginAttempt, LoginResult};
+use super::login_audit;
 use super::{NewSession, Sessions};
-
-/// The `result` label of `partnergate_logins_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginResult {
-    Success,
-    BadCredentials,
-    Locked,
-    Suspended,
-    UnknownUser,
-}
-
-impl LoginResult {
-    pub const ALL: [LoginResult; 5] = [
-        LoginResult::Success,
-        LoginResult::BadCredentials,
-        LoginResult::Locked,
-        LoginResult::Suspended,
-        LoginResult::UnknownUser,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LoginResult::Success => "success",
-            LoginResult::BadCredentials => "bad_credentials",
-            LoginResult::Locked => "locked",
-            LoginResult::Suspended => "suspended",
-            LoginResult::UnknownUser => "unknown_user",
-        }
-    }
-}
-
-pub struct LoginAttempt {
-    pub email: String,
-    pub password: String,
-    pub client_ip: IpAddr,
-    /// The request's `X-Request-Id`, for the audit record.
-    pub request_id: String,
-}
 
 pub struct LoginOutcome {
     pub result: LoginResult,

@@ -7,16 +7,7 @@ use crate::directory::audit::{
 };
 use crate::directory::UserRecord;
 
-use super::login::{LoginAttempt, LoginResult};
-
-/// The longest email the login form looks up (RFC 5321 path limit).
-pub const MAX_EMAIL_LEN: usize = 254;
-
-/// The email as the directory stores it, or `None` when it cannot name a user.
-pub fn normalized_email(email: &str) -> Option<String> {
-    let email = email.trim().to_ascii_lowercase();
-    (!email.is_empty() && email.len() <= MAX_EMAIL_LEN).then_some(email)
-}
+use super::attempt::{normalized_email, LoginAttempt, LoginResult};
 
 /// The record of an attempt the login decision answered with `result`.
 pub fn decided(

@@ -2,6 +2,7 @@
 //! idle and absolute expiry, and a cache in front so a request with a known session never
 //! waits on the database.
 
+mod attempt;
 pub mod cookie;
 mod login;
 mod login_audit;
@@ -16,7 +17,8 @@ use moka::sync::Cache;
 use crate::clock::Clock;
 use crate::directory::{Directory, SessionRecord, StoreResult, Timestamp, TOUCH_EVERY};
 
-pub use login::{IpLockouts, LoginAttempt, LoginError, LoginOutcome, LoginResult, LoginService};
+pub use attempt::{LoginAttempt, LoginResult};
+pub use login::{IpLockouts, LoginError, LoginOutcome, LoginService};
 pub use token::{hash_token, new_token, token_shape_ok};
 
 /// A session known to this instance.

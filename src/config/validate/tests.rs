@@ -1,4 +1,8 @@
-use super::*;
+use std::path::Path;
+use std::time::Duration;
+
+use super::{build, validator};
+use crate::config::*;
 
 fn load(text: &str) -> Result<Loaded, ConfigErrors> {
     build(Path::new("/etc/pg/test.toml"), text)
@@ -232,6 +236,21 @@ fn bearer_routes_need_an_issuer() {
 }
 
 #[test]
+fn the_issuer_problem_names_the_route_like_every_route_problem() {
+    // The second route cannot be read, so the bearer route is the third in the file.
+    let text = format!(
+        "{MINIMAL}\n[[routes]]\nname = \"odd\"\npath = \"/odd\"\nupstream = \"portal\"\ncolour = \"blue\"\n\n[[routes]]\nname = \"api\"\npath = \"/api\"\nupstream = \"portal\"\nauth = \"any\"\n"
+    );
+    let errors = load(&text).expect_err("invalid").0;
+    let keys: Vec<&str> = errors.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["routes[1]", "routes[2] (api).auth"]);
+    assert_eq!(
+        errors[1].reason,
+        "auth = \"any\" needs at least one [[issuers]]"
+    );
+}
+
+#[test]
 fn relative_paths_follow_the_config_file() {
     let text = r#"
 [server]
@@ -268,4 +287,26 @@ algorithms = ["none", "HS256", "RS256"]
     assert!(keys.contains(&"issuers[0].algorithms"));
     assert!(keys.contains(&"issuers[0].hmac_secret_file"));
     assert!(keys.contains(&"issuers[0].jwks_file"));
+}
+
+#[test]
+fn one_of_takes_a_listed_name_and_names_them_all_otherwise() {
+    let mut v = validator::Validator::new(Path::new("/etc/pg/test.toml"));
+    let mode = v.one_of("routes[0] (a).mode", "shadow", &Mode::ALL, Mode::as_str);
+    assert_eq!(mode, Some(Mode::Shadow));
+    let key = v.one_of(
+        "routes[0] (a).rate_limit.key",
+        "planet",
+        &RateKey::ALL,
+        RateKey::as_str,
+    );
+    assert_eq!(key, None);
+    let algorithm = v.one_of("issuers[0].algorithms", "HS256", &["RS256", "HS256"], |a| a);
+    assert_eq!(algorithm, Some("HS256"));
+    let problems = v.into_errors().0;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(
+        problems[0].to_string(),
+        "/etc/pg/test.toml: routes[0] (a).rate_limit.key: \"planet\" is not one of ip, user, org, route"
+    );
 }
