@@ -4,7 +4,7 @@
 use http::Method;
 
 use crate::admission::LimitScope;
-use crate::config::{AuthMode, Config, Mode, RateKey, RateSpec, RouteConfig};
+use crate::config::{AuthMode, Config, RateKey, RateSpec, RouteConfig};
 use crate::directory::{Identity, Timestamp};
 use crate::policy::decide::{Failure, Outcome, Request, Rule};
 use crate::policy::route::RouteTrace;
@@ -91,10 +91,7 @@ pub(super) fn route_view(
             .map(|ms| ms.iter().map(|m| m.as_str().to_string()).collect()),
         upstream: route.upstream.clone(),
         auth: route.auth.as_str(),
-        mode: match route.mode {
-            Mode::Enforce => "enforce",
-            Mode::Shadow => "shadow",
-        },
+        mode: route.mode.as_str(),
         account: account.map(str::to_string),
         websocket: route.websocket,
     }
