@@ -5,74 +5,237 @@
 //! `partnergate_access_log_dropped_total`; a request never waits for the log.
 
 use std::io::Write;
+use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use http::HeaderValue;
 use prometheus::IntCounter;
-use serde::{Serialize, Serializer};
 use tokio::sync::{mpsc, oneshot};
 
-/// One request, as written to the access log. Every field is always present in the
-/// JSON line (`None` is `null`).
-#[derive(Debug, Clone, Serialize)]
+use crate::request_id::RequestId;
+
+/// One request, as written to the access log: cheap to build on the request path (ids,
+/// names and header values are shared, not copied); the writer thread formats it. Every
+/// field is always present in the JSON line (`None` is `null`).
+#[derive(Debug, Clone)]
 pub struct AccessRecord {
-    /// RFC 3339 UTC with milliseconds, see [`rfc3339_ms`].
-    pub ts: String,
-    pub request_id: String,
-    pub client_ip: String,
-    pub method: String,
+    pub ts: SystemTime,
+    pub request_id: RequestId,
+    pub client_ip: Option<IpAddr>,
+    pub method: http::Method,
     pub host: String,
     /// The normalised path, never the query string.
     pub path: String,
     pub status: u16,
     pub bytes_sent: u64,
-    #[serde(serialize_with = "millis")]
     pub duration_ms: f64,
-    #[serde(serialize_with = "optional_millis")]
     pub upstream_ms: Option<f64>,
-    pub route: Option<String>,
-    pub upstream: Option<String>,
-    pub user: Option<String>,
-    pub org: Option<String>,
-    /// allow | deny | shadow_deny | unauthenticated | ratelimited | error | reserved …
+    pub route: Option<Arc<str>>,
+    pub upstream: Option<Arc<str>>,
+    pub user: Option<Text>,
+    pub org: Option<Text>,
+    /// allow | deny | shadow_deny | unauthenticated | ratelimited | error
     pub decision: &'static str,
     pub reason: Option<&'static str>,
-    pub user_agent: Option<String>,
+    /// Truncated to [`USER_AGENT_MAX`] bytes when written.
+    pub user_agent: Option<HeaderValue>,
 }
 
-/// Milliseconds rounded to 3 decimals, so the line never carries float noise.
-fn millis<S: Serializer>(ms: &f64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((ms * 1000.0).round() / 1000.0)
+/// Longest user agent written, in bytes.
+pub const USER_AGENT_MAX: usize = 256;
+
+/// Text for the log that is usually already held elsewhere: a header value of the cached
+/// identity (shared), or a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Text {
+    Shared(HeaderValue),
+    Owned(String),
 }
 
-fn optional_millis<S: Serializer>(ms: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
-    match ms {
-        Some(ms) => millis(ms, s),
-        None => s.serialize_none(),
+impl Text {
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Text::Shared(v) => v.as_bytes(),
+            Text::Owned(s) => s.as_bytes(),
+        }
+    }
+}
+
+impl AccessRecord {
+    /// The JSON line (without the newline), appended to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        out.extend_from_slice(b"\"ts\":\"");
+        write_rfc3339_ms(out, self.ts);
+        out.extend_from_slice(b"\",\"request_id\":");
+        json_str(out, self.request_id.as_str().as_bytes());
+        out.extend_from_slice(b",\"client_ip\":");
+        match self.client_ip {
+            Some(ip) => {
+                use std::io::Write;
+                out.push(b'"');
+                let _ = write!(out, "{ip}");
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"\"\""),
+        }
+        field_str(out, "method", Some(self.method.as_str().as_bytes()));
+        field_str(out, "host", Some(self.host.as_bytes()));
+        field_str(out, "path", Some(self.path.as_bytes()));
+        field_int(out, "status", u64::from(self.status));
+        field_int(out, "bytes_sent", self.bytes_sent);
+        field_millis(out, "duration_ms", Some(self.duration_ms));
+        field_millis(out, "upstream_ms", self.upstream_ms);
+        field_str(out, "route", self.route.as_deref().map(str::as_bytes));
+        field_str(out, "upstream", self.upstream.as_deref().map(str::as_bytes));
+        field_str(out, "user", self.user.as_ref().map(Text::as_bytes));
+        field_str(out, "org", self.org.as_ref().map(Text::as_bytes));
+        field_str(out, "decision", Some(self.decision.as_bytes()));
+        field_str(out, "reason", self.reason.map(str::as_bytes));
+        let ua = self.user_agent.as_ref().map(|v| {
+            let b = v.as_bytes();
+            &b[..b.len().min(USER_AGENT_MAX)]
+        });
+        field_str(out, "user_agent", ua);
+        out.push(b'}');
+    }
+}
+
+fn key(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+fn field_str(out: &mut Vec<u8>, name: &str, value: Option<&[u8]>) {
+    key(out, name);
+    match value {
+        Some(v) => json_str(out, v),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn field_int(out: &mut Vec<u8>, name: &str, value: u64) {
+    key(out, name);
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// Milliseconds with at most 3 decimals (rounded), so the line never carries float noise.
+fn field_millis(out: &mut Vec<u8>, name: &str, value: Option<f64>) {
+    key(out, name);
+    let Some(ms) = value.filter(|v| v.is_finite()) else {
+        out.extend_from_slice(b"null");
+        return;
+    };
+    let micros = (ms * 1000.0).round();
+    if !(0.0..=9.0e15).contains(&micros) {
+        out.extend_from_slice(b"0");
+        return;
+    }
+    let micros = micros as u64;
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(micros / 1000).as_bytes());
+    let frac = micros % 1000;
+    if frac != 0 {
+        let digits = [
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ];
+        let len = if frac % 100 == 0 {
+            1
+        } else if frac % 10 == 0 {
+            2
+        } else {
+            3
+        };
+        out.push(b'.');
+        out.extend_from_slice(&digits[..len]);
+    }
+}
+
+/// A JSON string: quotes, backslashes and control characters escaped; bytes that are not
+/// UTF-8 (a header value may hold them) replaced by U+FFFD.
+fn json_str(out: &mut Vec<u8>, value: &[u8]) {
+    match std::str::from_utf8(value) {
+        Ok(s) => {
+            let _ = serde_json::to_writer(&mut *out, s);
+        }
+        Err(_) => {
+            let lossy = String::from_utf8_lossy(value);
+            let _ = serde_json::to_writer(&mut *out, lossy.as_ref());
+        }
     }
 }
 
 /// `2026-11-23T07:54:01.123Z`: RFC 3339, UTC, milliseconds (truncated).
 pub fn rfc3339_ms(t: SystemTime) -> String {
-    let nanos = match t.duration_since(UNIX_EPOCH) {
-        Ok(after) => i128::try_from(after.as_nanos()).unwrap_or(i128::MAX),
-        Err(before) => i128::try_from(before.duration().as_nanos()).map_or(i128::MIN, |n| -n),
+    let mut out = Vec::with_capacity(24);
+    write_rfc3339_ms(&mut out, t);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn write_rfc3339_ms(out: &mut Vec<u8>, t: SystemTime) {
+    let millis: i64 = match t.duration_since(UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+        Err(before) => {
+            let m =
+                i64::try_from(before.duration().as_nanos().div_ceil(1_000_000)).unwrap_or(i64::MAX);
+            -m
+        }
     };
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
+    let secs = millis.div_euclid(1000);
+    let ms = millis.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let two = |out: &mut Vec<u8>, v: i64| {
+        out.push(b'0' + (v / 10) as u8);
+        out.push(b'0' + (v % 10) as u8);
+    };
+    let year = y.clamp(0, 9999);
+    out.extend_from_slice(&[
+        b'0' + (year / 1000) as u8,
+        b'0' + (year / 100 % 10) as u8,
+        b'0' + (year / 10 % 10) as u8,
+        b'0' + (year % 10) as u8,
+    ]);
+    out.push(b'-');
+    two(out, m);
+    out.push(b'-');
+    two(out, d);
+    out.push(b'T');
+    two(out, rem / 3600);
+    out.push(b':');
+    two(out, rem / 60 % 60);
+    out.push(b':');
+    two(out, rem % 60);
+    out.push(b'.');
+    out.extend_from_slice(&[
+        b'0' + (ms / 100) as u8,
+        b'0' + (ms / 10 % 10) as u8,
+        b'0' + (ms % 10) as u8,
+    ]);
+    out.push(b'Z');
+}
+
+/// (year, month, day) of a day count since 1970-01-01 (the proleptic Gregorian calendar;
+/// the algorithm of Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// Where the writer puts the lines.
@@ -293,10 +456,7 @@ impl Output {
 
     fn write(&mut self, rec: &AccessRecord) -> bool {
         self.line.clear();
-        if let Err(e) = serde_json::to_writer(&mut self.line, rec) {
-            tracing::error!("access log record not serialisable: {e}");
-            return false;
-        }
+        rec.write_json(&mut self.line);
         self.line.push(b'\n');
         let result = self.sink.write_all(&self.line);
         self.outcome("write", result)

@@ -24,6 +24,7 @@ pub mod policy;
 pub mod portal;
 pub mod proxy;
 pub mod ratelimit;
+pub mod request_id;
 pub mod session;
 pub mod tls;
 pub mod usage;

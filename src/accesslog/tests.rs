@@ -1,7 +1,7 @@
 // Tests may panic on unexpected values; the crate-wide lint targets runtime code.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -29,10 +29,10 @@ const FIELDS: [&str; 17] = [
 
 fn record(id: &str) -> AccessRecord {
     AccessRecord {
-        ts: "2026-11-23T07:54:01.123Z".into(),
-        request_id: id.into(),
-        client_ip: "192.0.2.7".into(),
-        method: "GET".into(),
+        ts: UNIX_EPOCH + Duration::new(1_795_420_441, 123_999_999),
+        request_id: crate::request_id::RequestId::adopt(id).unwrap(),
+        client_ip: Some("192.0.2.7".parse().unwrap()),
+        method: http::Method::GET,
         host: "partners.example.com".into(),
         path: "/dashboard".into(),
         status: 200,
@@ -41,11 +41,11 @@ fn record(id: &str) -> AccessRecord {
         upstream_ms: Some(10.000_4),
         route: Some("dashboard".into()),
         upstream: Some("portal".into()),
-        user: Some("alice@acme.example".into()),
-        org: Some("acme".into()),
+        user: Some(Text::Shared(HeaderValue::from_static("alice@acme.example"))),
+        org: Some(Text::Owned("acme".into())),
         decision: "allow",
         reason: None,
-        user_agent: Some("curl/8.5".into()),
+        user_agent: Some(HeaderValue::from_static("curl/8.5")),
     }
 }
 
@@ -110,7 +110,13 @@ async fn lines_are_json_objects_with_every_field() {
         }
     }
     let full = &got[0];
+    assert_eq!(full["ts"], "2026-11-23T07:54:01.123Z");
     assert_eq!(full["request_id"], "r1");
+    assert_eq!(full["client_ip"], "192.0.2.7");
+    assert_eq!(full["method"], "GET");
+    assert_eq!(full["user"], "alice@acme.example");
+    assert_eq!(full["org"], "acme");
+    assert_eq!(full["user_agent"], "curl/8.5");
     assert_eq!(full["status"], 200);
     assert_eq!(full["duration_ms"], 12.346);
     assert_eq!(full["upstream_ms"], 10.0);
@@ -128,6 +134,30 @@ async fn lines_are_json_objects_with_every_field() {
     }
     assert_eq!(bare["decision"], "deny");
     assert_eq!(bare["reason"], "no_route");
+}
+
+#[test]
+fn lines_escape_and_bound_what_clients_send() {
+    let mut rec = record("r1");
+    rec.path = "/a\"b\\c\u{1}".into();
+    rec.user_agent = Some(HeaderValue::from_bytes(&[b'x'; 300]).unwrap());
+    rec.duration_ms = 0.000_4;
+    rec.upstream_ms = Some(7.5);
+    rec.client_ip = None;
+    let mut line = Vec::new();
+    rec.write_json(&mut line);
+    let v: Value = serde_json::from_slice(&line).unwrap();
+    assert_eq!(v["path"], "/a\"b\\c\u{1}");
+    assert_eq!(v["user_agent"].as_str().unwrap().len(), USER_AGENT_MAX);
+    assert_eq!(v["duration_ms"], 0);
+    assert_eq!(v["upstream_ms"], 7.5);
+    assert_eq!(v["client_ip"], "");
+    // Bytes that are not UTF-8 (allowed in a header value) come out replaced.
+    rec.user_agent = Some(HeaderValue::from_bytes(b"caf\xe9").unwrap());
+    let mut line = Vec::new();
+    rec.write_json(&mut line);
+    let v: Value = serde_json::from_slice(&line).unwrap();
+    assert_eq!(v["user_agent"], "caf\u{fffd}");
 }
 
 #[tokio::test]

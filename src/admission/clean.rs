@@ -45,10 +45,12 @@ impl Peer {
             };
         };
         let trusted = server.is_trusted_proxy(addr);
-        let xff = header_str(head, "x-forwarded-for");
+        let xff = forwarded_for(&head.headers);
         Peer {
             addr: Some(addr),
-            client_ip: Some(client_ip(addr, xff, |ip| server.is_trusted_proxy(ip))),
+            client_ip: Some(client_ip(addr, xff.as_deref(), |ip| {
+                server.is_trusted_proxy(ip)
+            })),
             trusted,
             tls: conn.tls,
         }
@@ -124,6 +126,26 @@ pub fn client_ip(peer: IpAddr, xff: Option<&str>, trusted: impl Fn(IpAddr) -> bo
         leftmost = Some(ip);
     }
     leftmost.unwrap_or(peer)
+}
+
+/// Every `X-Forwarded-For` field line as one list, in order: a proxy may add its own line
+/// rather than extend the client's, and the last hop must not be lost.
+pub fn forwarded_for(headers: &http::HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
+    let mut lines = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let first = lines.next()?;
+    let rest: Vec<&str> = lines.collect();
+    if rest.is_empty() {
+        return Some(std::borrow::Cow::Borrowed(first));
+    }
+    let mut all = String::from(first);
+    for line in rest {
+        all.push_str(", ");
+        all.push_str(line);
+    }
+    Some(std::borrow::Cow::Owned(all))
 }
 
 fn parse_forwarded_ip(item: &str) -> Option<IpAddr> {

@@ -32,7 +32,8 @@ pub use authn::{
     credentials, AuthFailure, Authenticator, Caller, Credentials, Identify, Principal, Via,
 };
 pub use clean::{
-    clean, client_ip, is_browser_navigation, request_host, CleanRequest, Connection, Peer,
+    clean, client_ip, forwarded_for, is_browser_navigation, request_host, CleanRequest, Connection,
+    Peer,
 };
 pub use limit::{route_key, Limit, Limits};
 pub use rejection::{

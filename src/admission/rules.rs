@@ -26,6 +26,8 @@ const KEY_LABELS: [&str; 6] = ["ip", "user", "org", "route", "global", "login"];
 #[derive(Debug)]
 pub struct Route {
     pub config: RouteConfig,
+    /// The name, shared with every log line of the route.
+    pub label: Arc<str>,
     /// Position in the file (the proxy keeps its upstream pools in the same order).
     pub position: usize,
     /// The route's own limit and what it is keyed by.
@@ -92,6 +94,7 @@ impl Rules {
             .map(|(position, route)| {
                 Arc::new(Route {
                     config: route.clone(),
+                    label: Arc::from(route.name.as_str()),
                     position,
                     limit: limits.route(position).cloned(),
                     metrics: route_metrics(metrics, &route.name),

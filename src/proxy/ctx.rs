@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::admission::{Admitted, CleanRequest, Decision, Reason, Refused};
 use crate::portal::PortalOutcome;
+use crate::request_id::RequestId;
 
 use super::state::{InflightGuard, Snapshot};
 use super::streams::{Conn, Tracked};
@@ -53,7 +54,7 @@ pub struct Attempt {
 
 pub struct RequestCtx {
     pub started: Instant,
-    pub request_id: String,
+    pub request_id: RequestId,
     /// The configuration the request runs under, loaded once by `request_filter`.
     pub snapshot: Option<Arc<Snapshot>>,
     pub outcome: Outcome,
@@ -67,7 +68,7 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub fn new(request_id: String, inflight: InflightGuard) -> Self {
+    pub fn new(request_id: RequestId, inflight: InflightGuard) -> Self {
         RequestCtx {
             started: Instant::now(),
             request_id,

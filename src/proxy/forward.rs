@@ -1,88 +1,185 @@
 //! What the upstream sees of a forwarded request: the spoofable headers stripped, the
 //! normalised target, the forwarding headers, and the identity headers with the signed
 //! assertion.
+//!
+//! The request head is edited as plain `http` parts: every header the gateway writes is
+//! one map insert under a name known at compile time. (pingora's own header setters parse
+//! and copy the name again and keep a second, case-preserving map; with a dozen headers
+//! per request that cost more than all of admission.) Header names reach the upstream in
+//! canonical form: standard names title-cased, the others lower-case, as HTTP/2 sends
+//! them anyway; field names are case-insensitive (RFC 9110 section 5.1).
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
+use pingora::ErrorType;
 
 use crate::admission::Caller;
 use crate::directory::CachedIdentity;
 use crate::jwt::{AssertionClaims, Subject};
 use crate::normalize;
+use crate::request_id::RequestId;
 
 use super::ctx::Forward;
 use super::state::Snapshot;
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_PARTNER_USER: HeaderName = HeaderName::from_static("x-partner-user");
+const X_PARTNER_USER_ID: HeaderName = HeaderName::from_static("x-partner-user-id");
+const X_PARTNER_ORG: HeaderName = HeaderName::from_static("x-partner-org");
+const X_PARTNER_ORG_TYPE: HeaderName = HeaderName::from_static("x-partner-org-type");
+const X_PARTNER_ROLES: HeaderName = HeaderName::from_static("x-partner-roles");
+const X_PARTNER_ACCOUNT: HeaderName = HeaderName::from_static("x-partner-account");
+const X_PARTNER_ACCOUNT_PERMISSION: HeaderName =
+    HeaderName::from_static("x-partner-account-permission");
+const X_PARTNER_ASSERTION: HeaderName = HeaderName::from_static("x-partner-assertion");
+
+/// Headers the gateway adds at most; reserved at once so the map grows once.
+const ADDED: usize = 12;
+
+/// What a forwarded request's upstream head is made from, besides the request itself.
+pub struct Upstream<'a> {
+    pub forward: &'a Forward,
+    pub snapshot: &'a Snapshot,
+    pub request_id: &'a RequestId,
+    /// The client's Host (or `:authority`), as sent.
+    pub host: &'a str,
+    pub now: i64,
+}
+
+/// Rewrite pingora's copy of the client's request head for the upstream.
+pub fn rewrite(upstream: &mut RequestHeader, with: &Upstream<'_>) -> Result<()> {
+    let placeholder = RequestHeader::from(http::Request::new(()).into_parts().0);
+    let mut parts: Parts = std::mem::replace(upstream, placeholder).into();
+    let done = rewrite_parts(&mut parts, with);
+    *upstream = RequestHeader::from(parts);
+    done
+}
+
+fn rewrite_parts(parts: &mut Parts, with: &Upstream<'_>) -> Result<()> {
+    let forward = with.forward;
+    let peer = forward.admitted.request.peer;
+    let forwarded = peer
+        .addr
+        .map(|addr| forwarded(&parts.headers, addr, peer.trusted, peer.tls, with.host));
+    strip(
+        &mut parts.headers,
+        &with.snapshot.config.session.cookie_name,
+    );
+    parts.uri = http::Uri::try_from(target(forward))
+        .or_err(ErrorType::InternalError, "normalised target is not a URI")?;
+    let headers = &mut parts.headers;
+    headers.reserve(ADDED);
+    if let Some(f) = forwarded {
+        if !headers.contains_key(header::HOST) {
+            headers.insert(header::HOST, f.host.clone());
+        }
+        headers.insert(X_FORWARDED_FOR, f.for_chain);
+        headers.insert(X_FORWARDED_PROTO, f.proto);
+        headers.insert(X_FORWARDED_HOST, f.host);
+    }
+    headers.insert(X_REQUEST_ID, with.request_id.header_value());
+    if let Some(caller) = &forward.admitted.caller {
+        identity_headers(headers, forward, caller, with.snapshot, with.now);
+    }
+    Ok(())
+}
+
 /// The forwarding headers the gateway sets, from the peer and the trusted-proxy rule.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forwarded {
-    pub for_chain: String,
-    pub proto: String,
-    pub host: String,
+    pub for_chain: HeaderValue,
+    pub proto: HeaderValue,
+    pub host: HeaderValue,
 }
 
 /// Compute X-Forwarded-For/-Proto/-Host. Incoming values are kept (and extended) only
 /// when the peer is a trusted proxy.
 pub fn forwarded(
-    req: &RequestHeader,
+    headers: &HeaderMap,
     peer: IpAddr,
     peer_trusted: bool,
     tls: bool,
     host: &str,
 ) -> Forwarded {
-    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    let own_proto = if tls { "https" } else { "http" };
+    let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let own_proto = HeaderValue::from_static(if tls { "https" } else { "http" });
+    let value = |s: &str| HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static(""));
     if !peer_trusted {
         return Forwarded {
-            for_chain: peer.to_string(),
-            proto: own_proto.to_string(),
-            host: host.to_string(),
+            for_chain: ip_value(peer),
+            proto: own_proto,
+            host: value(host),
         };
     }
-    let for_chain = match header("x-forwarded-for")
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-    {
-        Some(prev) => format!("{prev}, {peer}"),
-        None => peer.to_string(),
+    let earlier = crate::admission::forwarded_for(headers);
+    let for_chain = match earlier.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+        Some(prev) => value(&format!("{prev}, {peer}")),
+        None => ip_value(peer),
     };
-    let proto = header("x-forwarded-proto")
+    let proto = header(&X_FORWARDED_PROTO)
         .filter(|p| matches!(*p, "http" | "https"))
-        .unwrap_or(own_proto);
-    let fwd_host = header("x-forwarded-host")
+        .map_or(own_proto, value);
+    let fwd_host = header(&X_FORWARDED_HOST)
         .filter(|h| normalize::normalize_host(h).is_ok())
         .unwrap_or(host);
     Forwarded {
         for_chain,
-        proto: proto.to_string(),
-        host: fwd_host.to_string(),
+        proto,
+        host: value(fwd_host),
     }
+}
+
+/// An address as a header value. Most connections of a busy gateway come from a few
+/// addresses (a load balancer, other proxies), so the last one is remembered per thread.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static(""));
+        };
+        match &*last {
+            Some((seen, value)) if *seen == ip => value.clone(),
+            _ => {
+                let value =
+                    HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static(""));
+                *last = Some((ip, value.clone()));
+                value
+            }
+        }
+    })
 }
 
 /// Remove what a client must never be able to tell the upstream: identity headers in
 /// any spelling, forwarding headers (re-set by the gateway), a client's request id, and
 /// the gateway's own session cookie. Hop-by-hop and Connection-named headers are removed
 /// by pingora's upstream request policy (set on every peer).
-pub fn strip(req: &mut RequestHeader, cookie_name: &str) {
-    let doomed: Vec<http::HeaderName> = req
-        .headers
-        .keys()
-        .filter(|name| {
-            let n = name.as_str();
-            normalize::is_partner_header(n)
-                || is_forwarding_header(n)
-                || (normalize::is_hop_by_hop(n)
-                    && !matches!(n, "connection" | "upgrade" | "transfer-encoding"))
-        })
-        .cloned()
-        .collect();
-    for name in doomed {
-        req.remove_header(&name);
+pub fn strip(headers: &mut HeaderMap, cookie_name: &str) {
+    let doomed = |name: &HeaderName| {
+        let n = name.as_str();
+        normalize::is_partner_header(n)
+            || is_forwarding_header(n)
+            || (normalize::is_hop_by_hop(n)
+                && !matches!(n, "connection" | "upgrade" | "transfer-encoding"))
+    };
+    // Most requests carry none: look before collecting anything.
+    if headers.keys().any(doomed) {
+        let names: Vec<HeaderName> = headers.keys().filter(|n| doomed(n)).cloned().collect();
+        for name in names {
+            headers.remove(&name);
+        }
     }
-    strip_cookie(req, cookie_name);
+    strip_cookie(headers, cookie_name);
 }
 
 fn is_forwarding_header(name: &str) -> bool {
@@ -97,32 +194,32 @@ fn is_forwarding_header(name: &str) -> bool {
 /// Remove the gateway's cookies (the session cookie and its `-csrf` companion, with or
 /// without the `__Host-` prefix) from every `Cookie` header (HTTP/2 clients send one
 /// header per cookie).
-fn strip_cookie(req: &mut RequestHeader, cookie_name: &str) {
+fn strip_cookie(headers: &mut HeaderMap, cookie_name: &str) {
     let base = cookie_name.strip_prefix("__Host-").unwrap_or(cookie_name);
-    let values: Vec<&[u8]> = req
-        .headers
-        .get_all("cookie")
+    let cookies = headers.get_all(header::COOKIE);
+    if !cookies
         .iter()
-        .map(|v| v.as_bytes())
-        .collect();
-    if !values.iter().any(|v| contains(v, base.as_bytes())) {
+        .any(|v| contains(v.as_bytes(), base.as_bytes()))
+    {
         return;
     }
     let ours = |name: &str| {
         let name = name.strip_prefix("__Host-").unwrap_or(name);
         name == base || name.strip_suffix("-csrf") == Some(base)
     };
-    let kept: Vec<String> = values
+    let kept: Vec<&str> = cookies
         .iter()
-        .filter_map(|v| std::str::from_utf8(v).ok())
+        .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
         .filter(|c| !c.is_empty() && !ours(c.split('=').next().map(str::trim).unwrap_or("")))
-        .map(str::to_string)
         .collect();
-    req.remove_header("cookie");
-    if !kept.is_empty() {
-        let _ = req.insert_header("cookie", kept.join("; "));
+    let kept = kept.join("; ");
+    headers.remove(header::COOKIE);
+    if let Ok(value) = HeaderValue::try_from(kept) {
+        if !value.is_empty() {
+            headers.insert(header::COOKIE, value);
+        }
     }
 }
 
@@ -156,26 +253,31 @@ pub fn strip_path_prefix<'a>(path: &'a str, prefix: &str) -> &'a str {
 
 /// Write the identity headers and the signed assertion (incoming `X-Partner-*` are
 /// already gone); a bearer token is for the gateway, so it is not forwarded.
-pub fn identity_headers(
-    upstream: &mut RequestHeader,
+fn identity_headers(
+    headers: &mut HeaderMap,
     forward: &Forward,
     caller: &Caller,
     snapshot: &Snapshot,
     now: i64,
-) -> Result<()> {
+) {
     let entry = &caller.entry;
     let identity = &entry.identity;
     let h = &entry.headers;
-    upstream.insert_header("x-partner-user", h.user.clone())?;
-    upstream.insert_header("x-partner-user-id", h.user_id.clone())?;
-    upstream.insert_header("x-partner-org", h.org.clone())?;
-    upstream.insert_header("x-partner-org-type", h.org_type.clone())?;
-    upstream.insert_header("x-partner-roles", h.roles.clone())?;
+    headers.insert(X_PARTNER_USER, h.user.clone());
+    headers.insert(X_PARTNER_USER_ID, h.user_id.clone());
+    headers.insert(X_PARTNER_ORG, h.org.clone());
+    headers.insert(X_PARTNER_ORG_TYPE, h.org_type.clone());
+    headers.insert(X_PARTNER_ROLES, h.roles.clone());
     let account = account_level(forward, entry, now);
     if let Some((account, level)) = account {
-        upstream.insert_header("x-partner-account", account)?;
+        if let Ok(value) = HeaderValue::from_str(account) {
+            headers.insert(X_PARTNER_ACCOUNT, value);
+        }
         if let Some(level) = level {
-            upstream.insert_header("x-partner-account-permission", level)?;
+            headers.insert(
+                X_PARTNER_ACCOUNT_PERMISSION,
+                HeaderValue::from_static(level),
+            );
         }
     }
     if let Some(signer) = &snapshot.assertion {
@@ -195,12 +297,13 @@ pub fn identity_headers(
             account_permission: account.and_then(|(_, l)| l.map(str::to_string)),
             generation: entry.generation,
         });
-        upstream.insert_header("x-partner-assertion", token.as_ref())?;
+        if let Ok(value) = HeaderValue::from_str(token.as_ref()) {
+            headers.insert(X_PARTNER_ASSERTION, value);
+        }
     }
     if caller.is_bearer() {
-        upstream.remove_header("authorization");
+        headers.remove(header::AUTHORIZATION);
     }
-    Ok(())
 }
 
 /// On `{account}` routes: the account id and the user's unexpired level on it, if any.
@@ -223,17 +326,21 @@ mod tests {
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
     }
-    fn request(headers: &[(&str, &str)]) -> RequestHeader {
-        let mut req = RequestHeader::build("GET", b"/", None).expect("request");
-        for (n, v) in headers {
-            req.append_header(n.to_string(), *v).expect("header");
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (n, v) in pairs {
+            map.append(
+                HeaderName::from_bytes(n.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
         }
-        req
+        map
     }
 
     #[test]
     fn forwarded_ignores_untrusted_values() {
-        let req = request(&[
+        let req = headers(&[
             ("x-forwarded-for", "6.6.6.6"),
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "evil"),
@@ -252,11 +359,28 @@ mod tests {
         assert_eq!(f.for_chain, "6.6.6.6, 10.0.0.1");
         assert_eq!(f.proto, "https");
         assert_eq!(f.host, "evil");
+        // The remembered address is per address.
+        let f = forwarded(&req, ip("203.0.113.10"), false, true, "h");
+        assert_eq!(
+            (f.for_chain, f.proto),
+            (
+                "203.0.113.10".parse().expect("v"),
+                "https".parse().expect("v")
+            )
+        );
+    }
+
+    #[test]
+    fn forwarded_for_keeps_every_earlier_line() {
+        let mut req = headers(&[("x-forwarded-for", "6.6.6.6")]);
+        req.append("x-forwarded-for", HeaderValue::from_static("198.51.100.4"));
+        let f = forwarded(&req, ip("10.0.0.1"), true, false, "h");
+        assert_eq!(f.for_chain, "6.6.6.6, 198.51.100.4, 10.0.0.1");
     }
 
     #[test]
     fn strip_removes_spoofable_headers() {
-        let mut req = request(&[
+        let mut req = headers(&[
             ("X-Partner-User", "mallory"),
             ("x_partner_roles", "admin"),
             ("X-PARTNER-ORG", "acme"),
@@ -269,11 +393,11 @@ mod tests {
             ("Accept", "text/html"),
         ]);
         strip(&mut req, "__Host-partnergate");
-        let mut names: Vec<&str> = req.headers.keys().map(|k| k.as_str()).collect();
+        let mut names: Vec<&str> = req.keys().map(|k| k.as_str()).collect();
         names.sort_unstable();
         assert_eq!(names, vec!["accept", "cookie"], "{names:?}");
         assert_eq!(
-            req.headers.get("cookie").and_then(|v| v.to_str().ok()),
+            req.get("cookie").and_then(|v| v.to_str().ok()),
             Some("a=1; b=2")
         );
     }
@@ -287,8 +411,8 @@ mod tests {
 
     #[test]
     fn strip_drops_cookie_header_holding_only_the_session() {
-        let mut req = request(&[("Cookie", "__Host-partnergate=secret")]);
+        let mut req = headers(&[("Cookie", "__Host-partnergate=secret")]);
         strip(&mut req, "__Host-partnergate");
-        assert!(req.headers.get("cookie").is_none());
+        assert!(req.get("cookie").is_none());
     }
 }

@@ -35,6 +35,7 @@ use crate::admission::{
     Refused,
 };
 use crate::policy::Verdict;
+use crate::request_id::RequestId;
 
 use limits::LiveLimits;
 
@@ -165,8 +166,8 @@ impl ProxyHttp for Gateway {
             Ok(Admission::Reserved(r)) => r.peer,
             Err(refused) => refused.peer,
         };
-        if let Some(id) = peer.request_id(head) {
-            ctx.request_id = id.to_string();
+        if let Some(id) = peer.request_id(head).and_then(RequestId::adopt) {
+            ctx.request_id = id;
         }
         self.count_admission(&snapshot, &outcome);
         match outcome {
@@ -262,28 +263,14 @@ impl ProxyHttp for Gateway {
                 "request not admitted",
             ));
         };
-        let peer = forward.admitted.request.peer;
-        let host = admission::request_host(session.req_header()).unwrap_or("");
-        let forwarded = peer
-            .addr
-            .map(|addr| forward::forwarded(upstream_request, addr, peer.trusted, peer.tls, host));
-        forward::strip(upstream_request, &snapshot.config.session.cookie_name);
-        let uri = http::Uri::try_from(forward::target(forward))
-            .or_err(ErrorType::InternalError, "normalised target is not a URI")?;
-        upstream_request.set_uri(uri);
-        let forwarded = forwarded.unwrap_or_default();
-        if upstream_request.headers.get("host").is_none() {
-            upstream_request.insert_header("host", forwarded.host.clone())?;
-        }
-        upstream_request.insert_header("x-forwarded-for", forwarded.for_chain)?;
-        upstream_request.insert_header("x-forwarded-proto", forwarded.proto)?;
-        upstream_request.insert_header("x-forwarded-host", forwarded.host)?;
-        upstream_request.insert_header("x-request-id", ctx.request_id.clone())?;
-        if let Some(caller) = &forward.admitted.caller {
-            let now = self.shared.services.sessions.clock().now();
-            forward::identity_headers(upstream_request, forward, caller, snapshot, now)?;
-        }
-        Ok(())
+        let with = forward::Upstream {
+            forward,
+            snapshot,
+            request_id: &ctx.request_id,
+            host: admission::request_host(session.req_header()).unwrap_or(""),
+            now: self.shared.services.sessions.clock().now(),
+        };
+        forward::rewrite(upstream_request, &with)
     }
 
     async fn upstream_response_filter(
@@ -324,7 +311,14 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        upstream_response.insert_header("x-request-id", ctx.request_id.clone())?;
+        // As plain parts: one map insert (see `forward` on pingora's header setters).
+        let placeholder = ResponseHeader::from(http::Response::new(()).into_parts().0);
+        let mut parts: http::response::Parts =
+            std::mem::replace(upstream_response, placeholder).into();
+        parts
+            .headers
+            .insert(forward::X_REQUEST_ID, ctx.request_id.header_value());
+        *upstream_response = ResponseHeader::from(parts);
         Ok(())
     }
 

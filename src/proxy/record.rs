@@ -3,22 +3,25 @@
 
 use pingora::proxy::Session;
 
-use crate::accesslog::{rfc3339_ms, AccessLog, AccessRecord};
-use crate::admission::{is_reserved, Decision};
+use std::sync::Arc;
+
+use crate::accesslog::{AccessLog, AccessRecord, Text};
+use crate::admission::{is_reserved, Caller, Decision};
 use crate::metrics::{Metrics, RouteMetrics};
-use crate::portal::{PortalOutcome, Verdict};
+use crate::policy::Verdict;
+use crate::portal::{PortalOutcome, Verdict as PortalVerdict};
 
 use super::ctx::{Outcome, RequestCtx};
 use super::state::Snapshot;
 
 /// What the log line and the request metrics say about a request.
 struct Facts<'a> {
-    route: Option<&'a str>,
+    route: Option<&'a Arc<str>>,
     metrics: Option<&'a RouteMetrics>,
     decision: Decision,
     reason: Option<&'static str>,
-    user: Option<String>,
-    org: Option<String>,
+    user: Option<Text>,
+    org: Option<Text>,
 }
 
 fn facts<'a>(ctx: &'a RequestCtx, snapshot: Option<&'a Snapshot>, path: &str) -> Facts<'a> {
@@ -29,17 +32,20 @@ fn facts<'a>(ctx: &'a RequestCtx, snapshot: Option<&'a Snapshot>, path: &str) ->
             &s.rules.no_route
         }
     });
-    let who = |caller: Option<&crate::admission::Caller>| {
+    let who = |caller: Option<&Caller>| -> Person {
         caller.map_or((None, None), |c| {
-            let id = c.identity();
-            (Some(id.email.clone()), Some(id.org.id.clone()))
+            let h = &c.entry.headers;
+            (
+                Some(Text::Shared(h.user.clone())),
+                Some(Text::Shared(h.org.clone())),
+            )
         })
     };
     let (route, decision, reason, person) = match &ctx.outcome {
         Outcome::Forward(f) => {
             let a = &f.admitted;
             let reason = match a.verdict {
-                crate::policy::Verdict::ShadowDeny(r) => Some(r.as_str()),
+                Verdict::ShadowDeny(r) => Some(r.as_str()),
                 _ => None,
             };
             (
@@ -69,7 +75,7 @@ fn facts<'a>(ctx: &'a RequestCtx, snapshot: Option<&'a Snapshot>, path: &str) ->
     };
     let (user, org) = person;
     Facts {
-        route: route.map(|r| r.name()),
+        route: route.map(|r| &r.label),
         metrics: route.map(|r| &r.metrics).or(fallback_metrics),
         decision,
         reason,
@@ -78,16 +84,17 @@ fn facts<'a>(ctx: &'a RequestCtx, snapshot: Option<&'a Snapshot>, path: &str) ->
     }
 }
 
-type Person = (Option<String>, Option<String>);
+type Person = (Option<Text>, Option<Text>);
 
 fn portal_facts(p: &PortalOutcome) -> (Decision, Option<&'static str>, Person) {
     let decision = match p.verdict {
-        Verdict::Allow => Decision::Allow,
-        Verdict::Deny => Decision::Deny,
-        Verdict::Unauthenticated => Decision::Unauthenticated,
-        Verdict::Error => Decision::Error,
+        PortalVerdict::Allow => Decision::Allow,
+        PortalVerdict::Deny => Decision::Deny,
+        PortalVerdict::Unauthenticated => Decision::Unauthenticated,
+        PortalVerdict::Error => Decision::Error,
     };
-    (decision, p.reason, (p.user.clone(), p.org.clone()))
+    let text = |s: &Option<String>| s.clone().map(Text::Owned);
+    (decision, p.reason, (text(&p.user), text(&p.org)))
 }
 
 /// Count the request and queue its access-log line; the last use of `ctx`.
@@ -99,7 +106,6 @@ pub fn record(metrics: &Metrics, log: &AccessLog, session: &Session, ctx: &mut R
         .or(ctx.local_status)
         .unwrap_or(0);
     let snapshot = ctx.snapshot.clone();
-    let request_id = std::mem::take(&mut ctx.request_id);
     let (host, path, client_ip) = where_from(ctx, req);
     let f = facts(ctx, snapshot.as_deref(), &path);
     let elapsed = ctx.started.elapsed().as_secs_f64();
@@ -119,27 +125,23 @@ pub fn record(metrics: &Metrics, log: &AccessLog, session: &Session, ctx: &mut R
         pool.observe_duration(metrics, ms / 1000.0);
     }
     log.log(AccessRecord {
-        ts: rfc3339_ms(std::time::SystemTime::now()),
-        request_id,
-        client_ip: client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
-        method: req.method.as_str().to_string(),
+        ts: std::time::SystemTime::now(),
+        request_id: ctx.request_id.clone(),
+        client_ip,
+        method: req.method.clone(),
         host,
         path: redact_path(path),
         status,
         bytes_sent: session.body_bytes_sent() as u64,
-        duration_ms: round3(elapsed * 1000.0),
-        upstream_ms: ctx.upstream.ms.map(round3),
-        route: f.route.map(str::to_string),
-        upstream: upstream.map(|p| p.name().to_string()),
+        duration_ms: elapsed * 1000.0,
+        upstream_ms: ctx.upstream.ms,
+        route: f.route.cloned(),
+        upstream: upstream.map(|p| p.label.clone()),
         user: f.user,
         org: f.org,
         decision: f.decision.as_str(),
         reason: f.reason,
-        user_agent: req
-            .headers
-            .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .map(|ua| truncate(ua, 256)),
+        user_agent: req.headers.get(http::header::USER_AGENT).cloned(),
     });
 }
 
@@ -180,10 +182,6 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     s[..end].to_string()
-}
-
-fn round3(v: f64) -> f64 {
-    (v * 1000.0).round() / 1000.0
 }
 
 /// The access-log form of a path: an invitation link's token is a secret (whoever holds

@@ -104,7 +104,7 @@ fn portal_request(
         config: snapshot.config.clone(),
         jwks: snapshot.jwks.clone(),
         client_ip: request.peer.client_ip?,
-        request_id: ctx.request_id.clone(),
+        request_id: ctx.request_id.to_string(),
         bearer: snapshot.bearer.clone(),
     };
     Some(builder.extension(portal_ctx))

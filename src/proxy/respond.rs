@@ -7,6 +7,7 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use crate::admission::Rejection;
+use crate::request_id::RequestId;
 
 use super::ctx::RequestCtx;
 
@@ -18,10 +19,14 @@ pub fn is_tls(session: &Session) -> bool {
 }
 
 /// The headers every gateway-made response carries.
-pub fn add_security_headers(resp: &mut ResponseHeader, tls: bool, request_id: &str) -> Result<()> {
+pub fn add_security_headers(
+    resp: &mut ResponseHeader,
+    tls: bool,
+    request_id: &RequestId,
+) -> Result<()> {
     resp.insert_header("cache-control", "no-store")?;
     resp.insert_header("x-content-type-options", "nosniff")?;
-    resp.insert_header("x-request-id", request_id)?;
+    resp.insert_header("x-request-id", request_id.header_value())?;
     if tls {
         resp.insert_header("strict-transport-security", HSTS)?;
     }
@@ -49,7 +54,7 @@ pub async fn reject(
     let (content_type, body) = if rejection.has_body() {
         (
             "application/json",
-            error_body(rejection.status, &ctx.request_id),
+            error_body(rejection.status, ctx.request_id.as_str()),
         )
     } else {
         ("text/plain", Bytes::new())
@@ -61,7 +66,7 @@ pub async fn reject(
 
 /// Answer with `status` and a JSON error body.
 pub async fn error(session: &mut Session, ctx: &mut RequestCtx, status: u16) -> Result<()> {
-    let body = error_body(status, &ctx.request_id);
+    let body = error_body(status, ctx.request_id.as_str());
     send(session, ctx, status, "application/json", body, &[]).await
 }
 

@@ -2,7 +2,7 @@
 //! reload), metrics, the access log, and the in-flight counter used to drain.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -14,6 +14,7 @@ use crate::directory::Directory;
 use crate::jwt::{AssertionSigner, BearerVerifier};
 use crate::metrics::Metrics;
 use crate::ratelimit::{RateLimits, SharedStore};
+use crate::request_id::{RequestId, RequestIds};
 use crate::session::Sessions;
 use crate::usage::UsageCounter;
 
@@ -200,7 +201,7 @@ impl Shared {
             services,
             inflight: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
-            ids: RequestIds::new(),
+            ids: RequestIds::default(),
         }
     }
 
@@ -224,7 +225,7 @@ impl Shared {
         self.draining.load(Ordering::Acquire)
     }
 
-    pub fn next_request_id(&self) -> String {
+    pub fn next_request_id(&self) -> RequestId {
         self.ids.next()
     }
 }
@@ -242,53 +243,5 @@ impl InflightGuard {
 impl Drop for InflightGuard {
     fn drop(&mut self) {
         self.0.inflight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// Request ids: a random per-process prefix and a counter. Unique, cheap, and not a
-/// secret (they are shown to clients).
-struct RequestIds {
-    prefix: u64,
-    counter: AtomicU64,
-}
-
-impl RequestIds {
-    fn new() -> Self {
-        RequestIds {
-            prefix: rand::random(),
-            counter: AtomicU64::new(0),
-        }
-    }
-
-    fn next(&self) -> String {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let mut out = String::with_capacity(28);
-        push_hex(&mut out, self.prefix, 12);
-        out.push('-');
-        push_hex(&mut out, n, 12);
-        out
-    }
-}
-
-fn push_hex(out: &mut String, value: u64, digits: u32) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for i in (0..digits).rev() {
-        let nibble = ((value >> (i * 4)) & 0xf) as usize;
-        out.push(char::from(HEX[nibble]));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_ids_are_unique_and_well_formed() {
-        let ids = RequestIds::new();
-        let a = ids.next();
-        let b = ids.next();
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 25);
-        assert!(crate::normalize::is_valid_request_id(&a));
     }
 }

@@ -19,6 +19,8 @@ use crate::metrics::Metrics;
 /// One `[upstreams.NAME]`: its addresses, their health and how to connect.
 pub struct UpstreamPool {
     pub config: UpstreamConfig,
+    /// The name, shared with every log line of the upstream.
+    pub label: Arc<str>,
     lb: LoadBalancer<RoundRobin>,
     ca: Option<Arc<CaType>>,
     /// `partnergate_upstream_request_duration_seconds{upstream}`, resolved on first use.
@@ -51,6 +53,7 @@ impl UpstreamPool {
         let lb = LoadBalancer::<RoundRobin>::try_from_iter(config.addrs.iter().copied())
             .map_err(|e| format!("upstream {}: {e}", config.name))?;
         let mut pool = UpstreamPool {
+            label: Arc::from(config.name.as_str()),
             config,
             lb,
             ca,
