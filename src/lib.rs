@@ -26,3 +26,4 @@ pub mod ratelimit;
 pub mod session;
 pub mod tls;
 pub mod usage;
+pub mod wire;

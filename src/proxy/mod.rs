@@ -100,6 +100,11 @@ impl Gateway {
             ctx.deny("header_too_large");
             return Err(431);
         }
+        if let Err(refused) = crate::wire::check_head(session) {
+            ctx.path = truncate(req.uri.path(), 512);
+            ctx.deny(refused.reason());
+            return Err(refused.status());
+        }
         let (path, query) = match normalize::normalize_target(
             req.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or(""),
         ) {
