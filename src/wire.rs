@@ -13,7 +13,8 @@
 //!
 //! HTTP/2 connections with no request in flight (which covers a HEADERS frame that never
 //! completes) are closed by pingora's own idle timeout, set from the same value in
-//! [`proxy_service`].
+//! [`proxy_service`]. [`stream_reset`] tells the proxy that an HTTP/2 stream is already
+//! gone (the client reset it, or h2 refused its framing) before it is forwarded.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ServerApp};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::tls::TlsRef;
@@ -86,6 +88,17 @@ pub fn check_head(session: &ServerSession) -> Result<(), Strictness> {
         Some(guard) => strict::check_head(&guard.head),
         None => Ok(()),
     }
+}
+
+/// Whether `session` is an HTTP/2 stream that has already ended: reset by the client
+/// (as in a rapid-reset attack, where each request is cancelled right after it is sent)
+/// or by h2 for broken framing (a `content-length` the DATA frames contradict). Such a
+/// request has nobody waiting for its answer and must not be forwarded.
+pub fn stream_reset(session: &mut ServerSession) -> bool {
+    session
+        .watch_h2_stream_close()
+        .and_then(|closed| closed.now_or_never())
+        .is_some()
 }
 
 /// A pingora application that wraps each accepted connection in a `HeadStream` and

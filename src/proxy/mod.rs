@@ -478,6 +478,10 @@ impl ProxyHttp for Gateway {
             respond::error(session, ctx, status).await?;
             return Ok(true);
         }
+        if crate::wire::stream_reset(session) {
+            ctx.deny("stream_reset");
+            return Ok(true);
+        }
         if let Some(ip) = peer {
             ctx.forwarded = forward::forwarded(
                 session.req_header(),
