@@ -238,7 +238,11 @@ impl Gateway {
             }
             let admin_up = client.get(self.admin_url("/healthz")).send().await.is_ok();
             let public_up = tokio::net::TcpStream::connect(self.http).await.is_ok();
-            if admin_up && public_up {
+            let tls_up = match self.https {
+                Some(addr) => tokio::net::TcpStream::connect(addr).await.is_ok(),
+                None => true,
+            };
+            if admin_up && public_up && tls_up {
                 return Ok(());
             }
             assert!(
