@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod chromium;
+pub mod h2;
 pub mod raw;
+pub mod sink;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
