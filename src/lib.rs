@@ -28,3 +28,4 @@ pub mod request_id;
 pub mod session;
 pub mod tls;
 pub mod usage;
+pub mod wire;

@@ -1,4 +1,4 @@
-//! Arbitrary bytes through every function of `src/normalize.rs`: no panic, and every
+//! Arbitrary bytes through every function of `src/normalize/`: no panic, and every
 //! accepted path satisfies the invariants the proxy and the policy rely on.
 
 #![no_main]
@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../src/normalize.rs"]
+#[path = "../../src/normalize/mod.rs"]
 mod normalize;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
     check_target(&input);
     check_host(&input);
     check_headers(&input);
+    check_head(data);
 });
 
 fn check_target(input: &str) {
@@ -111,4 +112,21 @@ fn check_headers(input: &str) {
     if normalize::is_valid_request_id(input) {
         assert!((1..=128).contains(&input.len()), "{input:?}");
     }
+}
+
+/// The strict head check on raw bytes, whole and fed to the head-end finder in two pieces:
+/// the end found never lies outside the bytes, and does not depend on where they split.
+fn check_head(data: &[u8]) {
+    let _ = normalize::strict::check_head(data);
+    let whole = normalize::strict::HeadEnd::new().feed(data);
+    if let Some(n) = whole {
+        assert!(n <= data.len());
+    }
+    let split = data.len() / 2;
+    let mut end = normalize::strict::HeadEnd::new();
+    let pieces = match end.feed(&data[..split]) {
+        Some(n) => Some(n),
+        None => end.feed(&data[split..]).map(|n| n + split),
+    };
+    assert_eq!(pieces, whole, "{data:?}");
 }

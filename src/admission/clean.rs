@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use http::request::Parts;
 
 use crate::config::ServerConfig;
+use crate::normalize::strict::Strictness;
 use crate::normalize::{self, Malformed};
 
 use super::rejection::{Reason, Rejection};
@@ -19,6 +20,9 @@ pub struct Connection<'a> {
     pub tls: bool,
     /// The server name the TLS client asked for, lower-cased.
     pub sni: Option<&'a str>,
+    /// What was wrong with the request head as it arrived on the wire (HTTP/1), before
+    /// pingora parsed it: some faults do not survive parsing (see `crate::wire`).
+    pub raw_head: Option<Strictness>,
 }
 
 /// The client as the gateway sees it.
@@ -87,6 +91,9 @@ pub fn clean(
 ) -> Result<CleanRequest, Rejection> {
     if head_bytes(head) > max_head {
         return Err(Rejection::malformed(Reason::HeaderTooLarge));
+    }
+    if let Some(fault) = conn.raw_head {
+        return Err(Rejection::malformed(Reason::Strict(fault)));
     }
     let target = head.uri.path_and_query().map_or("", |pq| pq.as_str());
     let (path, query) = normalize::normalize_target(target)

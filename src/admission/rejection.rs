@@ -4,6 +4,7 @@
 //! `Location`). The proxy turns it into a response in exactly one place.
 
 use crate::config::RateKey;
+use crate::normalize::strict::Strictness;
 use crate::normalize::Malformed;
 use crate::policy::DenyReason;
 
@@ -111,6 +112,10 @@ impl From<&crate::jwt::BearerError> for TokenProblem {
 pub enum Reason {
     /// The request target or host cannot be used as sent.
     Malformed(Malformed),
+    /// The head as it arrived breaks the HTTP/1.1 message syntax (RFC 9112).
+    Strict(Strictness),
+    /// An HTTP/2 stream the client (or h2) reset before it was forwarded.
+    StreamReset,
     /// Something about the request head pingora could not parse.
     Unparsable,
     HeaderTooLarge,
@@ -140,6 +145,8 @@ impl Reason {
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Malformed(m) => m.reason(),
+            Reason::Strict(s) => s.reason(),
+            Reason::StreamReset => "stream_reset",
             Reason::Unparsable => "malformed",
             Reason::HeaderTooLarge => "header_too_large",
             Reason::Misdirected => "misdirected",

@@ -117,10 +117,11 @@ pub fn run(path: &Path) -> Result<(), StartError> {
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
-    let mut service = pingora::proxy::http_proxy_service_with_name(
+    let mut service = crate::wire::proxy_service(
         &server.configuration,
         Gateway::new(shared.clone()),
         "partnergate",
+        config.server.request_header_timeout,
     );
     if let Some(addr) = config.server.listen {
         service.add_tcp(&addr.to_string());

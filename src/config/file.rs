@@ -19,6 +19,7 @@ pub struct ServerFile {
     pub threads: Option<i64>,
     pub trusted_proxies: Option<Vec<String>>,
     pub max_request_header_bytes: Option<i64>,
+    pub request_header_timeout: Option<String>,
     pub shutdown_grace: Option<String>,
     pub rate_limit_per_ip: Option<RateFile>,
     pub owner_org_type: Option<String>,

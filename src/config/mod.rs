@@ -152,6 +152,9 @@ pub struct ServerConfig {
     pub threads: usize,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub max_request_header_bytes: usize,
+    /// How long a request head may take once its first byte arrived (HTTP/1.x), an
+    /// HTTP/2 client its preface, and an HTTP/2 connection may stay without a request.
+    pub request_header_timeout: Duration,
     pub shutdown_grace: Duration,
     pub rate_limit_per_ip: Option<RateSpec>,
     pub owner_org_type: String,

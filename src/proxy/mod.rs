@@ -148,11 +148,17 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let snapshot = self.shared.snapshot();
         ctx.snapshot = Some(snapshot.clone());
+        if crate::wire::stream_reset(session) {
+            // Nobody waits for the answer: forward nothing, answer nothing.
+            ctx.failure = Some((Decision::Deny, Reason::StreamReset));
+            return Ok(true);
+        }
         let services = &self.shared.services;
         let conn = Connection {
             addr: peer_ip(session),
             tls: respond::is_tls(session),
             sni: sni::of(session),
+            raw_head: crate::wire::check_head(session).err(),
         };
         let authn = snapshot.authenticator(&services.sessions);
         let limits = LiveLimits {

@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod chromium;
+pub mod h2;
 pub mod raw;
+pub mod sink;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -238,7 +240,11 @@ impl Gateway {
             }
             let admin_up = client.get(self.admin_url("/healthz")).send().await.is_ok();
             let public_up = tokio::net::TcpStream::connect(self.http).await.is_ok();
-            if admin_up && public_up {
+            let tls_up = match self.https {
+                Some(addr) => tokio::net::TcpStream::connect(addr).await.is_ok(),
+                None => true,
+            };
+            if admin_up && public_up && tls_up {
                 return Ok(());
             }
             assert!(

@@ -89,3 +89,49 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// Send `wire` exactly as given (no line-ending fix-up, no added headers) on a new
+/// connection and read one response. `None`: the gateway closed the connection without
+/// answering.
+pub async fn send(addr: SocketAddr, wire: &[u8]) -> Option<RawResponse> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    send_on(&mut stream, wire).await
+}
+
+/// As [`send`], on an open connection (to send several requests on one).
+pub async fn send_on(stream: &mut tokio::net::TcpStream, wire: &[u8]) -> Option<RawResponse> {
+    // The gateway may answer and close before it has read everything (a refused head);
+    // what it answered is what counts.
+    let _ = stream.write_all(wire).await;
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut chunk = [0u8; 4096];
+        while !is_complete(&buf) {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "raw request timed out");
+    (!buf.is_empty()).then(|| parse(&buf))
+}
+
+/// Whether `buf` holds a whole response (the connection may stay open after it).
+fn is_complete(buf: &[u8]) -> bool {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let body = &buf[end + 4..];
+    if head.contains("transfer-encoding: chunked") {
+        return body.ends_with(b"0\r\n\r\n");
+    }
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    body.len() >= length
+}

@@ -17,4 +17,5 @@ mod ratelimit;
 mod review;
 mod revocation;
 mod streams;
+mod strictness;
 mod usage;

@@ -235,6 +235,7 @@ struct Run {
 
 fn untrusted() -> Connection<'static> {
     Connection {
+        raw_head: None,
         addr: Some(ip("203.0.113.9")),
         tls: false,
         sni: None,
@@ -878,6 +879,7 @@ fn refused_names_its_policy_denial() {
 fn limits_are_keyed_by_client_ip_user_id_org_id_or_the_route() {
     let rules = gateway();
     let behind_proxy = Connection {
+        raw_head: None,
         addr: Some(ip("10.0.0.1")),
         tls: false,
         sni: None,

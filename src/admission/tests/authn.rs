@@ -552,6 +552,7 @@ async fn admit_runs_with_the_real_authenticator() {
     let limits = RateLimits::build(&config, None, None);
     let rules = Rules::new(Arc::new(config), limits, &Metrics::new());
     let conn = Connection {
+        raw_head: None,
         addr: Some("203.0.113.9".parse().unwrap()),
         tls: false,
         sni: None,

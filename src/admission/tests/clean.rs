@@ -38,6 +38,7 @@ type Fields = &'static [(&'static str, &'static str)];
 /// A plain-HTTP connection from an untrusted client.
 fn plain() -> Connection<'static> {
     Connection {
+        raw_head: None,
         addr: Some(ip("203.0.113.9")),
         tls: false,
         sni: None,
@@ -222,6 +223,7 @@ fn on_tls_the_host_must_be_the_sni_name() {
     ];
     for (sni, host, want) in cases {
         let conn = Connection {
+            raw_head: None,
             addr: Some(ip("203.0.113.9")),
             tls: true,
             sni,
@@ -266,6 +268,7 @@ fn a_websocket_upgrade_is_noticed() {
 #[test]
 fn the_clean_request_keeps_the_peer() {
     let conn = Connection {
+        raw_head: None,
         addr: Some(ip("10.1.2.3")),
         tls: true,
         sni: Some("partners.example.com"),
@@ -356,6 +359,7 @@ fn peer_of_uses_the_configured_trusted_proxies() {
     let server = server();
     for (addr, xff, client, trusted) in cases {
         let conn = Connection {
+            raw_head: None,
             addr: Some(ip(addr)),
             tls: false,
             sni: None,
@@ -394,6 +398,7 @@ fn peer_of_uses_the_configured_trusted_proxies() {
 #[test]
 fn peer_of_reads_every_forwarded_for_line() {
     let conn = Connection {
+        raw_head: None,
         addr: Some(ip("10.0.0.1")),
         tls: false,
         sni: None,
@@ -426,6 +431,7 @@ fn a_request_id_is_kept_only_from_a_trusted_proxy_and_only_when_well_formed() {
     let server = server();
     for (addr, id, want) in cases {
         let conn = Connection {
+            raw_head: None,
             addr: Some(ip(addr)),
             tls: false,
             sni: None,
@@ -459,5 +465,25 @@ fn a_browser_navigation_is_a_get_accepting_html() {
     for (method, headers, want) in cases {
         let h = head(method, "/", headers);
         assert_eq!(is_browser_navigation(&h), want, "{method} {headers:?}");
+    }
+}
+
+#[test]
+fn a_head_that_broke_the_wire_syntax_is_refused_first() {
+    use crate::normalize::strict::Strictness;
+    for fault in [
+        Strictness::BadRequestLine,
+        Strictness::BareLf,
+        Strictness::TransferEncodingNotChunked,
+    ] {
+        let conn = Connection {
+            raw_head: Some(fault),
+            ..Connection::default()
+        };
+        let head = head("GET", "/dashboard", &[("host", "partners.example.com")]);
+        let refused = run(&head, &conn, 16_384).unwrap_err();
+        assert_eq!(refused.status, 400, "{fault:?}");
+        assert_eq!(refused.reason, Reason::Strict(fault));
+        assert_eq!(refused.reason.as_str(), fault.reason());
     }
 }

@@ -83,8 +83,7 @@ fn admit(
     let head = target.head(browser);
     let conn = Connection {
         addr: Some(CLIENT),
-        tls: false,
-        sni: None,
+        ..Connection::default()
     };
     let noted = Noted::default();
     let assumed = Assumed { who, now };

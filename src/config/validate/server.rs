@@ -71,6 +71,11 @@ pub(super) fn server(v: &mut Validator, f: ServerFile) -> ServerConfig {
         1_024,
         1_048_576,
     ) as usize;
+    let request_header_timeout = v.duration(
+        "server.request_header_timeout",
+        f.request_header_timeout.as_deref(),
+        Duration::from_secs(10),
+    );
     let shutdown_grace = v.duration(
         "server.shutdown_grace",
         f.shutdown_grace.as_deref(),
@@ -91,6 +96,7 @@ pub(super) fn server(v: &mut Validator, f: ServerFile) -> ServerConfig {
         threads,
         trusted_proxies,
         max_request_header_bytes,
+        request_header_timeout,
         shutdown_grace,
         rate_limit_per_ip,
         owner_org_type,

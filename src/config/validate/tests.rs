@@ -31,6 +31,7 @@ fn minimal_config_gets_defaults() {
     );
     assert_eq!(c.server.max_request_header_bytes, 16_384);
     assert_eq!(c.server.shutdown_grace, Duration::from_secs(10));
+    assert_eq!(c.server.request_header_timeout, Duration::from_secs(10));
     assert_eq!(c.server.public_url.origin(), "http://localhost:8080");
     assert_eq!(c.upstreams[0].connect_timeout, Duration::from_secs(2));
     assert_eq!(c.upstreams[0].read_timeout, Duration::from_secs(30));

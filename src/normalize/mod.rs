@@ -1,7 +1,11 @@
 //! Request-target, Host and header-name checks (CONTRACT §3 steps 1–2).
 //!
-//! Pure and std-only on purpose: the fuzz crate includes this file directly, and the proxy
-//! calls it on every request, so the already-normal case is checked without allocating.
+//! Pure and std-only on purpose: the fuzz crate includes this module directly, and the
+//! proxy calls it on every request, so the already-normal case is checked without
+//! allocating. [`strict`] holds the HTTP/1.1 request head as the client sent it to the
+//! rules pingora's parser relaxes.
+
+pub mod strict;
 
 use std::borrow::Cow;
 use std::fmt;
