@@ -1,4 +1,5 @@
-//! The access log (CONTRACT §5): one JSON object per line, one line per request.
+//! The access log: one JSON object per line, one line per request (fields in
+//! docs/reference.md, Access log).
 //!
 //! The request path only does a `try_send` on a bounded channel; one writer thread
 //! serialises, batches and writes. A full queue drops the line and counts it in
@@ -74,15 +75,23 @@ impl AccessRecord {
         out.extend_from_slice(b"\",\"request_id\":");
         json_str(out, self.request_id.as_str().as_bytes());
         out.extend_from_slice(b",\"client_ip\":");
+        out.push(b'"');
         match self.client_ip {
+            Some(IpAddr::V4(v4)) => {
+                for (i, octet) in v4.octets().iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    out.extend_from_slice(itoa::Buffer::new().format(*octet).as_bytes());
+                }
+            }
             Some(ip) => {
                 use std::io::Write;
-                out.push(b'"');
                 let _ = write!(out, "{ip}");
-                out.push(b'"');
             }
-            None => out.extend_from_slice(b"\"\""),
+            None => {}
         }
+        out.push(b'"');
         field_str(out, "method", Some(self.method.as_str().as_bytes()));
         field_str(out, "host", Some(self.host.as_bytes()));
         field_str(out, "path", Some(self.path.as_bytes()));
@@ -162,14 +171,39 @@ fn field_millis(out: &mut Vec<u8>, name: &str, value: Option<f64>) {
 /// UTF-8 (a header value may hold them) replaced by U+FFFD.
 fn json_str(out: &mut Vec<u8>, value: &[u8]) {
     match std::str::from_utf8(value) {
-        Ok(s) => {
-            let _ = serde_json::to_writer(&mut *out, s);
-        }
-        Err(_) => {
-            let lossy = String::from_utf8_lossy(value);
-            let _ = serde_json::to_writer(&mut *out, lossy.as_ref());
-        }
+        Ok(s) => escaped(out, s),
+        Err(_) => escaped(out, &String::from_utf8_lossy(value)),
     }
+}
+
+fn escaped(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.push(b'"');
+    let mut plain = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0..=0x1f | 0x7f => {
+                out.extend_from_slice(&bytes[plain..i]);
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+                plain = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[plain..i]);
+        out.extend_from_slice(escape);
+        plain = i + 1;
+    }
+    out.extend_from_slice(&bytes[plain..]);
+    out.push(b'"');
 }
 
 /// `2026-11-23T07:54:01.123Z`: RFC 3339, UTC, milliseconds (truncated).

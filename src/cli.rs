@@ -1,4 +1,4 @@
-//! The command line of CONTRACT §1.
+//! The command line: subcommands and global options (see docs/reference.md, Commands).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

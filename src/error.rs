@@ -1,4 +1,4 @@
-//! Errors that end a command, with the exit code each maps to (CONTRACT §1).
+//! Errors that end a command, with the exit code each maps to (2 invalid config, 1 runtime).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

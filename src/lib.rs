@@ -1,6 +1,6 @@
 //! partnergate: an access gateway for partner portals.
 //!
-//! The request path (CONTRACT §3) is assembled in [`proxy`] from small stages:
+//! The request path (docs/reference.md, Request path) is assembled in [`proxy`] from small stages:
 //! [`normalize`] → authenticate → resolve identity → [`policy`] → rate limit → forward,
 //! with [`accesslog`] and [`metrics`] off the hot path. [`app`] wires it all from a
 //! validated [`config::Config`].

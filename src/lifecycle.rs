@@ -1,4 +1,4 @@
-//! Who may do what in the partner lifecycle (CONTRACT §7): the bounds of owner admins and
+//! Who may do what in the partner lifecycle: the bounds of owner admins and
 //! delegated partner admins. Pure: identities, orgs and role definitions go in, a
 //! [`Refusal`] with a stable reason word comes out. The admin API checks these after the
 //! policy engine let the request through (right permission, active user and org), and

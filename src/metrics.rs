@@ -1,4 +1,4 @@
-//! The Prometheus registry (CONTRACT §4): every metric and label name as a constant,
+//! The Prometheus registry: every metric and label name as a constant,
 //! the metrics the data plane records, and bounded label values for the hot path.
 
 use prometheus::{
@@ -6,7 +6,7 @@ use prometheus::{
     TextEncoder,
 };
 
-/// Metric names from CONTRACT §4, plus `partnergate_access_log_dropped_total`.
+/// Metric names (docs/reference.md, Metrics).
 pub mod names {
     pub const HTTP_REQUESTS_TOTAL: &str = "partnergate_http_requests_total";
     pub const HTTP_REQUEST_DURATION_SECONDS: &str = "partnergate_http_request_duration_seconds";
@@ -24,18 +24,18 @@ pub mod names {
     pub const DIRECTORY_CACHE_REQUESTS_TOTAL: &str = "partnergate_directory_cache_requests_total";
     pub const CONFIG_RELOADS_TOTAL: &str = "partnergate_config_reloads_total";
     pub const BUILD_INFO: &str = "partnergate_build_info";
-    /// Not in CONTRACT §4: access log lines lost because the queue was full or the
+    /// Beyond the core set: access log lines lost because the queue was full or the
     /// writer had stopped.
     pub const ACCESS_LOG_DROPPED_TOTAL: &str = "partnergate_access_log_dropped_total";
-    /// Not in CONTRACT §4: rate-limit checks Redis could not answer, by the fallback taken.
+    /// Beyond the core set: rate-limit checks Redis could not answer, by the fallback taken.
     pub const RATELIMIT_FALLBACKS_TOTAL: &str = "partnergate_ratelimit_fallbacks_total";
-    /// Not in CONTRACT §4: directory changes (suspensions, revocations, imports) this
+    /// Beyond the core set: directory changes (suspensions, revocations, imports) this
     /// instance has applied to its caches.
     pub const DIRECTORY_CHANGES_APPLIED_TOTAL: &str = "partnergate_directory_changes_applied_total";
-    /// Not in CONTRACT §4: WebSocket connections and HTTP/2 (and event-stream) responses
-    /// cut because their user was revoked (CONTRACT §7).
+    /// Beyond the core set: WebSocket connections and HTTP/2 (and event-stream) responses
+    /// cut because their user was revoked.
     pub const STREAMS_CLOSED_TOTAL: &str = "partnergate_streams_closed_total";
-    /// Not in CONTRACT §4: requests not counted in the usage data because the in-memory
+    /// Beyond the core set: requests not counted in the usage data because the in-memory
     /// counter was at its key cap.
     pub const USAGE_DROPPED_TOTAL: &str = "partnergate_usage_dropped_total";
 }
@@ -275,7 +275,7 @@ impl Register<'_> {
 }
 
 /// Bounded values for the `org` label: the first `top` orgs seen keep their id, the
-/// rest count as `other` (CONTRACT §4). Orgs seen early are the active ones in practice:
+/// rest count as `other`. Orgs seen early are the active ones in practice:
 /// the set is rebuilt from login counts on restart.
 pub struct OrgLabels {
     top: usize,

@@ -1,5 +1,5 @@
-//! Redis pub/sub as a wake-up channel for the revocation watchers (CONTRACT §6: "changes
-//! pushed to every instance at once (LISTEN/NOTIFY or Redis pub/sub)").
+//! Redis pub/sub as a wake-up channel for the revocation watchers, so directory changes
+//! reach every instance at once (see docs/design.md, Revocation fan-out).
 //!
 //! With `[redis]` configured, a watcher that applies new directory changes publishes the
 //! last seq on `{key_prefix}changes`, and every watcher subscribes to it: a change made

@@ -21,7 +21,7 @@ use crate::proxy::Snapshot;
 
 pub use reload::Reloader;
 
-/// Run one command; the exit code follows CONTRACT §1.
+/// Run one command; exit codes as in docs/reference.md, Global options and exit codes.
 pub fn main(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Run => match serve::run(&cli.config) {

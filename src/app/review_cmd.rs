@@ -1,4 +1,4 @@
-//! `partnergate review [--json | --csv]`: the access review of every user (CONTRACT §1).
+//! `partnergate review [--json | --csv]`: the access review of every user.
 //! A table by default (sorted by org, then email), a JSON array, or CSV with a header row.
 //! Exit 0 success, 1 directory unreadable, 2 invalid configuration.
 

@@ -187,7 +187,7 @@ pub async fn flush_usage(shared: &Shared) {
     }
 }
 
-/// Refresh the directory gauges of CONTRACT §4.
+/// Refresh the directory gauges (see docs/reference.md, Metrics).
 pub async fn gauges(shared: &Shared) {
     let now = shared.services.sessions.clock().now();
     let windows: Vec<i64> = USER_WINDOWS.iter().map(|w| w.1).collect();

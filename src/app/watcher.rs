@@ -1,4 +1,4 @@
-//! The revocation fan-out (CONTRACT §7): a background task that applies directory changes
+//! The revocation fan-out (docs/design.md): a background task that applies directory changes
 //! made by any process (another gateway instance, the admin API, `directory import`) to
 //! this instance's caches, so a suspension takes effect on the user's next request here.
 //!

@@ -1,7 +1,7 @@
 //! Configuration: the TOML file ([`file`]) → a validated [`Config`] the runtime uses.
 //!
 //! Loading never stops at the first problem: every error is collected with the file,
-//! the key and the reason, and `check` prints them all (CONTRACT §1).
+//! the key and the reason, and `check` prints them all.
 
 mod file;
 mod pattern;

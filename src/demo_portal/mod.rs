@@ -1,4 +1,4 @@
-//! A stand-in "legacy partner portal" (CONTRACT §1 `demo-portal`): the upstream used by the
+//! A stand-in "legacy partner portal" (`partnergate demo-portal`): the upstream used by the
 //! demo and by the integration tests.
 //!
 //! By default it trusts whatever identity headers arrive — the gateway in front of it is

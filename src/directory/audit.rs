@@ -1,4 +1,4 @@
-//! The audit log (CONTRACT §7): every change and every login attempt, appended as a hash
+//! The audit log: every change and every login attempt, appended as a hash
 //! chain so that `partnergate audit verify` detects an edited, deleted or inserted record.
 //!
 //! # The chain

@@ -1,4 +1,4 @@
-//! Directory changes that every running gateway must apply at once (CONTRACT §7: a
+//! Directory changes that every running gateway must apply at once (a
 //! suspension or revocation takes effect on the next request on every instance).
 //!
 //! Each writer appends what it changed to `directory_changes` in the transaction of the

@@ -1,4 +1,5 @@
-//! The import/export file of CONTRACT §6 (`directory import` / `directory export`).
+//! The directory file that `directory import` reads and `directory export` writes
+//! (see docs/reference.md, Directory file format).
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-//! The directory (CONTRACT §6): orgs, roles, users, client accounts, grants, sessions and
+//! The directory: orgs, roles, users, client accounts, grants, sessions and
 //! the audit log, behind a [`Store`] with SQLite and PostgreSQL implementations.
 
 pub mod audit;

@@ -1,4 +1,4 @@
-//! The directory's records (CONTRACT §6) and the resolved [`Identity`] the request path uses.
+//! The directory's records and the resolved [`Identity`] the request path uses.
 //!
 //! Timestamps are Unix seconds (`i64`) everywhere: portable between SQLite and
 //! PostgreSQL and cheap to compare on the hot path.
@@ -199,7 +199,7 @@ pub struct SessionRecord {
     pub expires_at: Timestamp,
 }
 
-/// Counts behind the directory gauges of CONTRACT §4.
+/// Counts behind the directory gauges (see docs/reference.md, Metrics).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DirectoryStats {
     pub users_by_status: Vec<(UserStatus, i64)>,

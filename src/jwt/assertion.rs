@@ -1,4 +1,4 @@
-//! `X-Partner-Assertion` (CONTRACT §3 step 7): the identity headers as a compact ES256
+//! `X-Partner-Assertion`: the identity headers as a compact ES256
 //! JWS an upstream can verify against `/.partnergate/jwks.json`.
 
 use std::fmt;
@@ -55,7 +55,7 @@ struct Payload<'a> {
 }
 
 /// An assertion may be reused for the same user, directory generation, upstream and
-/// account until half its ttl (CONTRACT §2 `[assertion]`).
+/// account until half its ttl (`[assertion] ttl`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ReuseKey {
     user_id: String,
@@ -64,7 +64,7 @@ struct ReuseKey {
     account: Option<String>,
 }
 
-/// Who an assertion is for: the reuse key of CONTRACT §2 (user, directory generation,
+/// Who an assertion is for: the reuse key (user, directory generation,
 /// upstream) plus the account of `{account}` routes.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
@@ -75,11 +75,9 @@ pub struct Subject<'a> {
 }
 
 impl Subject<'_> {
-    fn hash(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (self.user_id, self.generation, self.audience, self.account).hash(&mut h);
-        h.finish()
+    fn hash(&self, state: &foldhash::fast::RandomState) -> u64 {
+        use std::hash::BuildHasher;
+        state.hash_one((self.user_id, self.generation, self.audience, self.account))
     }
 }
 
@@ -107,6 +105,8 @@ impl From<&Subject<'_>> for ReuseKey {
 #[derive(Clone)]
 struct Signed {
     token: Arc<str>,
+    /// The same token as a header value, shared by every request that reuses it.
+    header: http::HeaderValue,
     iat: i64,
     key: Arc<ReuseKey>,
 }
@@ -117,7 +117,9 @@ pub struct AssertionSigner {
     header: Header,
     jwks: String,
     ttl: i64,
-    reuse: Cache<u64, Signed>,
+    reuse: Cache<u64, Signed, foldhash::fast::RandomState>,
+    /// Hashes reuse keys (fast; the key is compared whole on a hit).
+    hasher: foldhash::fast::RandomState,
 }
 
 impl fmt::Debug for AssertionSigner {
@@ -155,7 +157,8 @@ impl AssertionSigner {
             reuse: Cache::builder()
                 .max_capacity(REUSE_CACHE_CAPACITY)
                 .time_to_live(Duration::from_secs(ttl.max(1)))
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
+            hasher: foldhash::fast::RandomState::default(),
         })
     }
 
@@ -190,28 +193,54 @@ impl AssertionSigner {
         now: i64,
         claims: impl FnOnce() -> AssertionClaims,
     ) -> Arc<str> {
-        let hash = subject.hash();
+        self.signed(subject, now, claims)
+            .map_or_else(|| Arc::from(""), |s| s.token)
+    }
+
+    /// [`AssertionSigner::sign_with`] as a header value (`None` only if signing failed).
+    pub fn header_with(
+        &self,
+        subject: Subject<'_>,
+        now: i64,
+        claims: impl FnOnce() -> AssertionClaims,
+    ) -> Option<http::HeaderValue> {
+        self.signed(subject, now, claims).map(|s| s.header)
+    }
+
+    fn signed(
+        &self,
+        subject: Subject<'_>,
+        now: i64,
+        claims: impl FnOnce() -> AssertionClaims,
+    ) -> Option<Signed> {
+        let hash = subject.hash(&self.hasher);
         if let Some(signed) = self.reuse.get(&hash) {
             let fresh = now >= signed.iat && (now - signed.iat).saturating_mul(2) < self.ttl;
             if fresh && signed.key.matches(&subject) {
-                return signed.token;
+                return Some(signed);
             }
         }
         let claims = claims();
-        match self.sign_fresh(&claims, subject.audience, now) {
-            Ok(token) => {
-                let token: Arc<str> = Arc::from(token);
-                let signed = Signed {
-                    token: token.clone(),
+        let signed = self
+            .sign_fresh(&claims, subject.audience, now)
+            .map_err(|e| e.to_string())
+            .and_then(|token| {
+                let header = http::HeaderValue::from_str(&token).map_err(|e| e.to_string())?;
+                Ok(Signed {
+                    token: Arc::from(token),
+                    header,
                     iat: now,
                     key: Arc::new(ReuseKey::from(&subject)),
-                };
-                self.reuse.insert(hash, signed);
-                token
+                })
+            });
+        match signed {
+            Ok(signed) => {
+                self.reuse.insert(hash, signed.clone());
+                Some(signed)
             }
             Err(error) => {
                 tracing::error!(%error, "signing X-Partner-Assertion failed");
-                Arc::from("")
+                None
             }
         }
     }

@@ -55,7 +55,7 @@ impl BearerError {
         }
     }
 
-    /// Always 401: the client's credentials are not acceptable (CONTRACT §3 step 3).
+    /// Always 401: the client's credentials are not acceptable.
     pub fn status(&self) -> http::StatusCode {
         http::StatusCode::UNAUTHORIZED
     }

@@ -184,7 +184,7 @@ impl Issuer {
         Ok(Accepted {
             token: VerifiedToken {
                 issuer: self.name.clone(),
-                user: user.to_owned(),
+                user: Arc::from(user),
                 expires_at: exp,
             },
             window,

@@ -1,4 +1,4 @@
-//! Request-target, Host and header-name checks (CONTRACT §3 steps 1–2).
+//! Request-target, Host and header-name checks (docs/reference.md, Request path, stage 2).
 //!
 //! Pure and std-only on purpose: the fuzz crate includes this module directly, and the
 //! proxy calls it on every request, so the already-normal case is checked without

@@ -110,7 +110,7 @@ pub fn check_head(head: &[u8]) -> Result<(), Strictness> {
         if line.is_empty() {
             break;
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
         let (name, value) = (&line[..colon], &line[colon + 1..]);
@@ -177,7 +177,7 @@ impl<'a> Iterator for Lines<'a> {
     type Item = Result<&'a [u8], Strictness>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let lf = self.rest.iter().position(|&b| b == b'\n')?;
+        let lf = memchr::memchr(b'\n', self.rest)?;
         let line = &self.rest[..lf];
         self.rest = &self.rest[lf + 1..];
         Some(match line.strip_suffix(b"\r") {
@@ -207,19 +207,28 @@ impl HeadEnd {
     /// Feed the next bytes; returns the length of the part of `bytes` that belongs to the
     /// head when the head ends inside them.
     pub fn feed(&mut self, bytes: &[u8]) -> Option<usize> {
-        for (i, &b) in bytes.iter().enumerate() {
-            match b {
-                b'\n' if self.started && self.line_len == 0 => return Some(i + 1),
-                b'\n' => self.line_len = 0,
-                b'\r' => {}
-                _ => {
-                    self.started = true;
-                    self.line_len += 1;
-                }
+        // Line by line (memchr finds the LFs): a head is a few lines of many bytes.
+        let mut start = 0;
+        for lf in memchr::memchr_iter(b'\n', bytes) {
+            let content = has_content(&bytes[start..lf]);
+            if !content && self.line_len == 0 && self.started {
+                return Some(lf + 1);
             }
+            self.started |= content;
+            self.line_len = 0;
+            start = lf + 1;
+        }
+        if has_content(&bytes[start..]) {
+            self.started = true;
+            self.line_len += 1;
         }
         None
     }
+}
+
+/// A byte other than CR: the line is not empty.
+fn has_content(line: &[u8]) -> bool {
+    line.iter().any(|&b| b != b'\r')
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Passwords: the policy a new password must meet, argon2id hashing on dedicated threads
-//! (never on a proxy thread), and the `hash-password` command (CONTRACT §1).
+//! (never on a proxy thread), and the `hash-password` command.
 //!
 //! Passwords are never logged, echoed in messages, or truncated.
 

@@ -1,4 +1,4 @@
-//! Which passwords a user may set (CONTRACT §2 `[login] password_min_length`): long enough,
+//! Which passwords a user may set (`[login] password_min_length`): long enough,
 //! not too long to hash (and never truncated), not a well-known password, not one character
 //! repeated.
 

@@ -1,4 +1,4 @@
-//! First-match route lookup (CONTRACT §2 `[[routes]]`).
+//! First-match lookup over the configured `[[routes]]`.
 //!
 //! A route matches on host and path. `methods` narrows a route too, so two routes may
 //! share a path with different methods; when a path matches only routes whose methods

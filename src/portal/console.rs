@@ -1,4 +1,4 @@
-//! The web console at `/.partnergate/admin/` (CONTRACT §3, §7): one HTML page, one script
+//! The web console at `/.partnergate/admin/`: one HTML page, one script
 //! and one stylesheet, embedded in the binary. The page is only a shell; the script does
 //! everything through the admin API (`/.partnergate/api/v1/…`) with the session cookie, so
 //! the console has exactly the API's rights and the API alone enforces them (an owner admin

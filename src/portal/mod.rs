@@ -1,4 +1,4 @@
-//! The gateway's own pages under `/.partnergate/` (CONTRACT §3 reserved paths): login,
+//! The gateway's own pages under `/.partnergate/` (the reserved paths): login,
 //! logout, whoami, the assertion JWKS, onboarding, the admin API and its web console. An
 //! axum router the proxy calls in-process for reserved paths; what the proxy knows about
 //! the request travels in [`PortalContext`], and what the access log needs comes back in
@@ -137,7 +137,7 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .layer(Extension(state))
 }
 
-/// Writes must come from a page of `public_url` (CONTRACT §3): `Origin`, else `Referer`.
+/// Writes must come from a page of `public_url`: `Origin`, else `Referer`.
 /// A request with `Authorization: Bearer` is exempt: a browser never adds that header on
 /// its own, and the admin API then authenticates it by the token alone (never the cookie).
 async fn check_origin(

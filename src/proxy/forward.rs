@@ -50,7 +50,7 @@ pub struct Upstream<'a> {
     pub snapshot: &'a Snapshot,
     pub request_id: &'a RequestId,
     /// The client's Host (or `:authority`), as sent.
-    pub host: &'a str,
+    pub host: HeaderValue,
     pub now: i64,
 }
 
@@ -68,13 +68,15 @@ fn rewrite_parts(parts: &mut Parts, with: &Upstream<'_>) -> Result<()> {
     let peer = forward.admitted.request.peer;
     let forwarded = peer
         .addr
-        .map(|addr| forwarded(&parts.headers, addr, peer.trusted, peer.tls, with.host));
+        .map(|addr| forwarded(&parts.headers, addr, peer.trusted, peer.tls, &with.host));
     strip(
         &mut parts.headers,
         &with.snapshot.config.session.cookie_name,
     );
-    parts.uri = http::Uri::try_from(target(forward))
-        .or_err(ErrorType::InternalError, "normalised target is not a URI")?;
+    if !target_unchanged(&parts.uri, forward) {
+        parts.uri = http::Uri::try_from(target(forward))
+            .or_err(ErrorType::InternalError, "normalised target is not a URI")?;
+    }
     let headers = &mut parts.headers;
     headers.reserve(ADDED);
     if let Some(f) = forwarded {
@@ -107,7 +109,7 @@ pub fn forwarded(
     peer: IpAddr,
     peer_trusted: bool,
     tls: bool,
-    host: &str,
+    host: &HeaderValue,
 ) -> Forwarded {
     let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let own_proto = HeaderValue::from_static(if tls { "https" } else { "http" });
@@ -116,7 +118,7 @@ pub fn forwarded(
         return Forwarded {
             for_chain: ip_value(peer),
             proto: own_proto,
-            host: value(host),
+            host: host.clone(),
         };
     }
     let earlier = crate::admission::forwarded_for(headers);
@@ -129,11 +131,11 @@ pub fn forwarded(
         .map_or(own_proto, value);
     let fwd_host = header(&X_FORWARDED_HOST)
         .filter(|h| normalize::normalize_host(h).is_ok())
-        .unwrap_or(host);
+        .map_or_else(|| host.clone(), value);
     Forwarded {
         for_chain,
         proto,
-        host: value(fwd_host),
+        host: fwd_host,
     }
 }
 
@@ -242,6 +244,16 @@ pub fn target(forward: &Forward) -> String {
     }
 }
 
+/// Whether the client's target is already what the upstream gets (origin form, already
+/// normalised, no prefix to strip): the common case keeps its parsed URI.
+fn target_unchanged(uri: &http::Uri, forward: &Forward) -> bool {
+    let request = &forward.admitted.request;
+    forward.admitted.route.route.config.strip_prefix.is_none()
+        && uri.authority().is_none()
+        && uri.path() == request.path
+        && uri.query() == request.query.as_deref()
+}
+
 pub fn strip_path_prefix<'a>(path: &'a str, prefix: &str) -> &'a str {
     match path.strip_prefix(prefix) {
         Some("") => "/",
@@ -287,7 +299,7 @@ fn identity_headers(
             audience: forward.pool.name(),
             account: account.map(|(a, _)| a),
         };
-        let token = signer.sign_with(subject, now, || AssertionClaims {
+        let token = signer.header_with(subject, now, || AssertionClaims {
             sub: identity.user_id.clone(),
             email: identity.email.clone(),
             org: identity.org.id.clone(),
@@ -297,7 +309,7 @@ fn identity_headers(
             account_permission: account.and_then(|(_, l)| l.map(str::to_string)),
             generation: entry.generation,
         });
-        if let Ok(value) = HeaderValue::from_str(token.as_ref()) {
+        if let Some(value) = token {
             headers.insert(X_PARTNER_ASSERTION, value);
         }
     }
@@ -350,17 +362,29 @@ mod tests {
             ip("203.0.113.9"),
             false,
             false,
-            "partners.example.com",
+            &HeaderValue::from_static("partners.example.com"),
         );
         assert_eq!(f.for_chain, "203.0.113.9");
         assert_eq!(f.proto, "http");
         assert_eq!(f.host, "partners.example.com");
-        let f = forwarded(&req, ip("10.0.0.1"), true, false, "partners.example.com");
+        let f = forwarded(
+            &req,
+            ip("10.0.0.1"),
+            true,
+            false,
+            &HeaderValue::from_static("partners.example.com"),
+        );
         assert_eq!(f.for_chain, "6.6.6.6, 10.0.0.1");
         assert_eq!(f.proto, "https");
         assert_eq!(f.host, "evil");
         // The remembered address is per address.
-        let f = forwarded(&req, ip("203.0.113.10"), false, true, "h");
+        let f = forwarded(
+            &req,
+            ip("203.0.113.10"),
+            false,
+            true,
+            &HeaderValue::from_static("h"),
+        );
         assert_eq!(
             (f.for_chain, f.proto),
             (
@@ -374,7 +398,13 @@ mod tests {
     fn forwarded_for_keeps_every_earlier_line() {
         let mut req = headers(&[("x-forwarded-for", "6.6.6.6")]);
         req.append("x-forwarded-for", HeaderValue::from_static("198.51.100.4"));
-        let f = forwarded(&req, ip("10.0.0.1"), true, false, "h");
+        let f = forwarded(
+            &req,
+            ip("10.0.0.1"),
+            true,
+            false,
+            &HeaderValue::from_static("h"),
+        );
         assert_eq!(f.for_chain, "6.6.6.6, 198.51.100.4, 10.0.0.1");
     }
 

@@ -273,7 +273,7 @@ impl ProxyHttp for Gateway {
             forward,
             snapshot,
             request_id: &ctx.request_id,
-            host: admission::request_host(session.req_header()).unwrap_or(""),
+            host: host_value(session.req_header()),
             now: self.shared.services.sessions.clock().now(),
         };
         forward::rewrite(upstream_request, &with)
@@ -419,6 +419,18 @@ fn is_event_stream(resp: &ResponseHeader) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+}
+
+/// The client's Host header as sent, or the `:authority` (HTTP/2, absolute-form).
+fn host_value(req: &RequestHeader) -> http::HeaderValue {
+    if req.uri.authority().is_none() {
+        if let Some(host) = req.headers.get(http::header::HOST) {
+            return host.clone();
+        }
+    }
+    admission::request_host(req)
+        .and_then(|h| http::HeaderValue::from_str(h).ok())
+        .unwrap_or(http::HeaderValue::from_static(""))
 }
 
 /// The address of an incoming connection, as an IP, if it has one.

@@ -1,5 +1,5 @@
 //! Remember the SNI a TLS client asked for, so a request for another host on that
-//! connection can be answered 421 Misdirected Request (CONTRACT §3 step 1).
+//! connection can be answered 421 Misdirected Request (the clean stage).
 
 use std::any::Any;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
-//! Closing the open streams of a revoked user (CONTRACT §7: suspending a user or org
-//! "closes its open WebSocket and HTTP/2 streams", on every instance).
+//! Closing the open streams of a revoked user: suspending a user or org closes its open
+//! WebSocket and HTTP/2 streams, on every instance.
 //!
 //! pingora 0.9 gives no handle to end a proxied session from another task, and the body
 //! loop of an upgraded (WebSocket) connection only wakes on I/O. What it does hand out is

@@ -1,4 +1,4 @@
-//! Rate limits (CONTRACT §3 step 6): the global per-IP limit, the login limit and the
+//! Rate limits: the global per-IP limit, the login limit and the
 //! per-route limits of one configuration snapshot.
 //!
 //! Every limit is a [`Limiter`]: GCRA buckets held in this process (governor), keyed by

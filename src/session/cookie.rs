@@ -22,7 +22,7 @@ pub fn in_headers<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a st
     )
 }
 
-/// How cookies are scoped: `Secure` only when the public URL is https (CONTRACT §2: the
+/// How cookies are scoped: `Secure` only when the public URL is https (the
 /// `__Host-` prefix requires it; the validated config drops the prefix on plain HTTP).
 #[derive(Debug, Clone, Copy)]
 pub struct CookieScope {

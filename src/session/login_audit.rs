@@ -1,4 +1,4 @@
-//! The audit record of a login attempt (CONTRACT §7: every attempt is audited). It says
+//! The audit record of a login attempt (every attempt is audited). It says
 //! who (the user on success; `anonymous` with the email as typed otherwise), from where,
 //! which request, and why it failed — never the password.
 

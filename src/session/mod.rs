@@ -87,7 +87,7 @@ pub struct NewSession {
 pub struct Sessions {
     directory: Arc<Directory>,
     clock: Arc<dyn Clock>,
-    cache: Cache<String, Arc<LiveSession>>,
+    cache: Cache<String, Arc<LiveSession>, foldhash::fast::RandomState>,
     /// (id_hash, last seen) waiting to be written.
     touched: Mutex<Vec<(String, Timestamp)>>,
 }
@@ -103,7 +103,7 @@ impl Sessions {
                 // timeout seen by another instance is noticed here too.
                 .time_to_live(Duration::from_secs(60))
                 .support_invalidation_closures()
-                .build(),
+                .build_with_hasher(foldhash::fast::RandomState::default()),
             touched: Mutex::new(Vec::new()),
         }
     }

@@ -1,4 +1,4 @@
-//! Usage data (issue 6 item 8): how active each partner org and user is and what they
+//! Usage data: how active each partner org and user is and what they
 //! access — request counts per UTC day, org, user and route.
 //!
 //! - **What counts**: a request the gateway forwards to the upstream for an authenticated

@@ -1,4 +1,4 @@
-//! `partnergate check` and the other commands' exit codes (CONTRACT §1).
+//! `partnergate check` and the other commands' exit codes.
 
 use std::process::Command;
 

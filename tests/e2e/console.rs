@@ -1,4 +1,4 @@
-//! The web console at `/.partnergate/admin/` (CONTRACT §3, §7): who gets the page, with
+//! The web console at `/.partnergate/admin/`: who gets the page, with
 //! which headers, and — in a real Chromium — an owner admin and a delegated partner admin
 //! using it against a real gateway, directory and admin API.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test

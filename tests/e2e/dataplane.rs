@@ -1,4 +1,4 @@
-//! The request path of CONTRACT §3 without identity: what reaches the upstream, what the
+//! The request path without identity: what reaches the upstream, what the
 //! client gets back, and what is logged and counted.
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
-//! The partner lifecycle through the admin API, as a client would use it (CONTRACT §7,
-//! issue 6): registration → approval → invitation → acceptance → dashboard; the bounds
+//! The partner lifecycle through the admin API, as a client would use it:
+//! registration → approval → invitation → acceptance → dashboard; the bounds
 //! of a delegated partner admin (every refusal 403 with a reason, and audited); grants;
 //! the review; suspension through the API reaching a second instance; OpenAPI; bearer
 //! tokens. Real gateway, demo portal and directory, on SQLite and PostgreSQL.

@@ -1,4 +1,4 @@
-//! Instant revocation (CONTRACT §7): a suspension made by another process reaches every
+//! Instant revocation: a suspension made by another process reaches every
 //! running gateway on the user's next request. PostgreSQL: two instances sharing one
 //! directory, woken by NOTIFY. SQLite: one instance, a `directory import` from the CLI,
 //! found by the watcher's poll. Prints the measured suspend → refusal times.

@@ -1,4 +1,4 @@
-//! Revocation closes open streams (CONTRACT §7): a suspended user's WebSocket, HTTP/2
+//! Revocation closes open streams: a suspended user's WebSocket, HTTP/2
 //! stream and event stream are closed by the gateway at once, without the client sending
 //! anything, on every instance; other users' streams keep working. Prints the measured
 //! suspend → close times.

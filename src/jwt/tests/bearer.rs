@@ -267,10 +267,7 @@ fn verify_table() {
     ];
     for case in cases.into_iter().flatten() {
         let got = verifier().verify(&case.token, now);
-        let got = got
-            .as_ref()
-            .map(|t| t.user.as_str())
-            .map_err(BearerError::reason);
+        let got = got.as_ref().map(|t| &*t.user).map_err(BearerError::reason);
         assert_eq!(got, case.want, "{}", case.name);
     }
 }
@@ -280,7 +277,7 @@ fn verified_token_names_the_issuer_and_expiry() {
     let now = now();
     let token = verifier().verify(&es256(&claims(now)), now).unwrap();
     assert_eq!(&*token.issuer, "corp-idp");
-    assert_eq!(token.user, USER);
+    assert_eq!(token.user.as_ref(), USER);
     assert_eq!(token.expires_at, now + 300);
 }
 
@@ -292,7 +289,7 @@ fn user_claim_is_configurable() {
     let verifier = BearerVerifier::from_config(&[cfg]).unwrap();
     assert_eq!(
         verifier.verify(&rs256(&claims(now)), now).unwrap().user,
-        "u-1"
+        "u-1".into()
     );
 }
 
@@ -301,14 +298,17 @@ fn cached_verification_rechecks_expiry() {
     let now = now();
     let verifier = verifier();
     let token = rs256(&claims(now));
-    assert_eq!(verifier.verify(&token, now).unwrap().user, USER);
-    assert_eq!(verifier.verify(&token, now + 299).unwrap().user, USER);
+    assert_eq!(verifier.verify(&token, now).unwrap().user.as_ref(), USER);
+    assert_eq!(
+        verifier.verify(&token, now + 299).unwrap().user.as_ref(),
+        USER
+    );
     assert_eq!(
         verifier
             .verify(&token, now + 300 + LEEWAY - 1)
             .unwrap()
             .user,
-        USER
+        std::sync::Arc::<str>::from(USER)
     );
     let late = verifier.verify(&token, now + 300 + LEEWAY).unwrap_err();
     assert_eq!(late, BearerError::TokenExpired);

@@ -58,12 +58,12 @@ async fn refused_until_fetched_then_kept_on_failure() {
 
     status.store(200, Ordering::SeqCst);
     verifier.refresh().await;
-    assert_eq!(verifier.verify(&token, now).unwrap().user, USER);
+    assert_eq!(verifier.verify(&token, now).unwrap().user.as_ref(), USER);
 
     status.store(500, Ordering::SeqCst);
     verifier.refresh().await;
     let other = rs256(&claims_with(now, serde_json::json!({ "jti": "fresh" })));
-    assert_eq!(verifier.verify(&other, now).unwrap().user, USER);
+    assert_eq!(verifier.verify(&other, now).unwrap().user.as_ref(), USER);
 }
 
 #[tokio::test]

@@ -46,7 +46,7 @@ fn build_maps_every_configured_limit() {
     assert_eq!(global.label(), "global");
     assert_eq!(global.spec().burst, 2);
     assert_eq!(global.spec().on_redis_error, RedisFallback::Local);
-    // Login defaults (CONTRACT §2): 1/s, burst 10, fail closed.
+    // Login defaults (`[login] rate_limit_per_ip`): 1/s, burst 10, fail closed.
     assert_eq!(limits.login().label(), "login");
     assert_eq!(limits.login().spec().burst, 10);
     assert_eq!(limits.login().spec().on_redis_error, RedisFallback::Deny);
