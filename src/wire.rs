@@ -223,15 +223,16 @@ impl HeadStream {
         }
         match &mut self.phase {
             Phase::Head => {
-                if self.deadline.is_none() {
-                    self.deadline = Some(Box::pin(tokio::time::sleep(self.timeout)));
-                }
                 let end = self.end.feed(bytes);
                 let part = &bytes[..end.unwrap_or(bytes.len())];
                 let room = HEAD_COPY_LIMIT.saturating_sub(self.head.len());
                 self.head.extend_from_slice(&part[..part.len().min(room)]);
                 if end.is_some() {
                     self.done();
+                } else if self.deadline.is_none() {
+                    // The head did not come whole with its first bytes: time the rest (a
+                    // head that does, the common case, costs no timer).
+                    self.deadline = Some(Box::pin(tokio::time::sleep(self.timeout)));
                 }
             }
             Phase::Preface(missing) => {

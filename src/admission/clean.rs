@@ -12,6 +12,10 @@ use crate::normalize::{self, Malformed};
 
 use super::rejection::{Reason, Rejection};
 
+// Looked up by names parsed once, not on every request.
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+
 /// What the listener knows about the connection a request came on.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Connection<'a> {
@@ -65,7 +69,10 @@ impl Peer {
         if !self.trusted {
             return None;
         }
-        header_str(head, "x-request-id").filter(|v| normalize::is_valid_request_id(v))
+        head.headers
+            .get(&X_REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| normalize::is_valid_request_id(v))
     }
 }
 
@@ -139,7 +146,7 @@ pub fn client_ip(peer: IpAddr, xff: Option<&str>, trusted: impl Fn(IpAddr) -> bo
 /// rather than extend the client's, and the last hop must not be lost.
 pub fn forwarded_for(headers: &http::HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
     let mut lines = headers
-        .get_all("x-forwarded-for")
+        .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok());
     let first = lines.next()?;
@@ -162,16 +169,12 @@ fn parse_forwarded_ip(item: &str) -> Option<IpAddr> {
         .or_else(|| item.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
 }
 
-pub(crate) fn header_str<'a>(head: &'a Parts, name: &str) -> Option<&'a str> {
-    head.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 /// The request's host: `:authority` (HTTP/2, absolute-form) or the single Host header.
 pub fn request_host(head: &Parts) -> Option<&str> {
     if let Some(authority) = head.uri.authority() {
         return Some(authority.as_str());
     }
-    let mut hosts = head.headers.get_all("host").iter();
+    let mut hosts = head.headers.get_all(http::header::HOST).iter();
     let first = hosts.next()?;
     if hosts.next().is_some() {
         return None;
@@ -190,7 +193,7 @@ fn head_bytes(head: &Parts) -> usize {
 }
 
 fn is_websocket_upgrade(head: &Parts) -> bool {
-    head.headers.get_all("upgrade").iter().any(|v| {
+    head.headers.get_all(http::header::UPGRADE).iter().any(|v| {
         v.to_str().is_ok_and(|s| {
             s.split(',')
                 .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
@@ -203,7 +206,7 @@ pub fn is_browser_navigation(head: &Parts) -> bool {
     head.method == http::Method::GET
         && head
             .headers
-            .get_all("accept")
+            .get_all(http::header::ACCEPT)
             .iter()
             .any(|v| contains_ci(v.as_bytes(), b"text/html"))
 }

@@ -415,7 +415,7 @@ fn classify_failure(e: &Error) -> (u16, Reason) {
 
 fn is_event_stream(resp: &ResponseHeader) -> bool {
     resp.headers
-        .get("content-type")
+        .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
