@@ -110,6 +110,8 @@ fn assertion(c: &mut Criterion) {
         roles: vec!["partner-admin".into(), "partner-user".into()],
         account: Some("client-42".into()),
         account_permission: Some("view".into()),
+        amr: vec![],
+        auth_time: None,
         generation: 1,
     };
     let mut group = c.benchmark_group("assertion");
@@ -168,7 +170,11 @@ fn session(c: &mut Criterion) {
             .expect("lookup")
             .expect("bob");
         let created = sessions
-            .create(&bob, Duration::from_secs(3600))
+            .create(
+                &bob,
+                partnergate::directory::Amr::PWD,
+                Duration::from_secs(3600),
+            )
             .await
             .expect("session");
         (sessions, created.token, Duration::from_secs(1800))

@@ -49,6 +49,7 @@ fn identity() -> Identity {
             name: "Acme".into(),
             org_type: "reseller".into(),
             status: OrgStatus::Active,
+            mfa_required: false,
         },
         roles: vec!["partner-user".into()],
         permissions: vec!["dashboard:view".into(), "reports:view".into()],
@@ -59,6 +60,7 @@ fn identity() -> Identity {
                 expires_at: None,
             })
             .collect(),
+        second_factors: 0,
     }
 }
 
@@ -81,6 +83,7 @@ fn decision(c: &mut Criterion) {
                     method: &method,
                     account: m.account,
                     now: 1_800_000_000,
+                    strength: Default::default(),
                 };
                 let d = policy::decide(m.route, &req, Some(&id));
                 assert_eq!(d, Decision::Allow);

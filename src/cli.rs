@@ -49,6 +49,12 @@ pub enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Assume the user signed in with a second factor (default: a password only).
+        #[arg(long)]
+        mfa: bool,
+        /// Assume the user signed in this long ago (e.g. "20m"; default: just now).
+        #[arg(long, value_name = "DURATION")]
+        auth_age: Option<String>,
     },
     /// Import or export the directory (orgs, roles, users, accounts, grants).
     Directory {

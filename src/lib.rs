@@ -18,6 +18,7 @@ pub mod error;
 pub mod jwt;
 pub mod lifecycle;
 pub mod metrics;
+pub mod mfa;
 pub mod normalize;
 pub mod password;
 pub mod policy;

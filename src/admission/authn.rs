@@ -11,6 +11,7 @@ use http::HeaderMap;
 use crate::config::{AuthMode, SessionConfig};
 use crate::directory::{CachedIdentity, Identity, StoreError, Timestamp};
 use crate::jwt::{bearer_token, BearerVerifier};
+use crate::policy::{AuthStrength, DenyReason};
 use crate::session::{cookie, LiveSession, SessionState, Sessions};
 
 use super::rejection::{Reason, Rejection, SessionFailure, TokenProblem};
@@ -31,6 +32,8 @@ pub enum Via {
 pub struct Principal {
     pub user_id: String,
     pub via: Via,
+    /// How and when the user authenticated.
+    pub strength: AuthStrength,
 }
 
 /// An authenticated request's user, resolved through the directory cache.
@@ -38,6 +41,7 @@ pub struct Principal {
 pub struct Caller {
     pub via: Via,
     pub entry: Arc<CachedIdentity>,
+    pub strength: AuthStrength,
 }
 
 impl Caller {
@@ -70,6 +74,12 @@ pub enum AuthFailure {
     },
     /// The directory cannot answer and nothing is cached (fail closed).
     Unavailable(StoreError),
+    /// A session of a user whose org requires a second factor, signed in without one:
+    /// only the account pages (enrolment, step-up) accept it.
+    MfaRequired {
+        /// The user has a factor to step up with; otherwise they must enrol one.
+        enrolled: bool,
+    },
 }
 
 impl AuthFailure {
@@ -80,6 +90,7 @@ impl AuthFailure {
             AuthFailure::Token(t) => Reason::Token(*t),
             AuthFailure::UnknownUser { .. } => Reason::UnknownUser,
             AuthFailure::Unavailable(_) => Reason::DirectoryUnavailable,
+            AuthFailure::MfaRequired { .. } => Reason::Policy(DenyReason::MfaRequired),
         }
     }
 
@@ -93,6 +104,9 @@ impl AuthFailure {
             }
             AuthFailure::Token(_) | AuthFailure::UnknownUser { bearer: true } => {
                 Rejection::unauthenticated(self.reason(), true, browser, path, query)
+            }
+            AuthFailure::MfaRequired { enrolled } => {
+                Rejection::step_up(DenyReason::MfaRequired, !enrolled, browser, path, query)
             }
             _ => Rejection::unauthenticated(self.reason(), false, browser, path, query),
         }
@@ -170,6 +184,10 @@ impl Authenticator<'_> {
                 {
                     SessionState::Valid(live) => Ok(Principal {
                         user_id: live.user_id.clone(),
+                        strength: AuthStrength {
+                            amr: live.amr,
+                            auth_time: Some(live.created_at),
+                        },
                         via: Via::Session(live),
                     }),
                     SessionState::Unknown => Err(AuthFailure::Session(SessionFailure::Unknown)),
@@ -192,19 +210,43 @@ impl Authenticator<'_> {
             Some(user_id) => Ok(Principal {
                 user_id,
                 via: Via::Bearer,
+                strength: AuthStrength {
+                    amr: verified.amr,
+                    auth_time: verified.auth_time,
+                },
             }),
             None => Err(AuthFailure::UnknownUser { bearer: true }),
         }
     }
 
     /// Resolve: the user's identity from the directory cache. A suspended user or org
-    /// still resolves (the policy refuses it with its own reason).
+    /// still resolves (the policy refuses it with its own reason). A session without a
+    /// second factor of an org that requires one is refused here, for every page behind
+    /// the gateway, its own included ([`AuthFailure::MfaRequired`]); the account pages use
+    /// [`Authenticator::resolve_any`].
     pub async fn resolve(&self, principal: Principal) -> Result<Caller, AuthFailure> {
+        let caller = self.resolve_any(principal).await?;
+        let identity = caller.identity();
+        if identity.org.mfa_required
+            && caller.session().is_some()
+            && !caller.strength.amr.is_multi_factor()
+        {
+            return Err(AuthFailure::MfaRequired {
+                enrolled: identity.second_factors > 0,
+            });
+        }
+        Ok(caller)
+    }
+
+    /// [`Authenticator::resolve`] without the org's second-factor requirement: for the
+    /// pages where a user enrols one.
+    pub async fn resolve_any(&self, principal: Principal) -> Result<Caller, AuthFailure> {
         let directory = self.sessions.directory();
         match directory.identity(&principal.user_id).await? {
             Some(entry) => Ok(Caller {
                 via: principal.via,
                 entry,
+                strength: principal.strength,
             }),
             None => Err(AuthFailure::UnknownUser {
                 bearer: matches!(principal.via, Via::Bearer),

@@ -154,10 +154,26 @@ pub async fn admit<I: Identify, L: Limits>(
         method: &head.method,
         account: found.account.as_deref(),
         now: identify.now(),
+        strength: caller.as_ref().map(|c| c.strength).unwrap_or_default(),
     };
     let verdict = policy::enforce(route, &facts, caller.as_ref().map(Caller::identity));
     let rejection = match verdict {
         Verdict::Allow | Verdict::ShadowDeny(_) => None,
+        Verdict::Deny(reason) if reason.is_step_up() => {
+            // A bearer client chose its token: a login page would not help it.
+            let browser =
+                is_browser_navigation(head) && !caller.as_ref().is_some_and(Caller::is_bearer);
+            let enrol = caller.as_ref().is_some_and(|c| {
+                c.identity().second_factors == 0 && reason == DenyReason::MfaRequired
+            });
+            Some(Rejection::step_up(
+                reason,
+                enrol,
+                browser,
+                &request.path,
+                request.query.as_deref(),
+            ))
+        }
         Verdict::Deny(reason) => Some(Rejection::denied(reason)),
         Verdict::Unauthenticated => Some(AuthFailure::NoCredentials.rejection(
             is_browser_navigation(head),

@@ -171,6 +171,10 @@ impl Reason {
 
 /// The challenge of a 401 for a request without (usable) credentials.
 pub const CHALLENGE: &str = "Bearer realm=\"partnergate\"";
+/// The challenge of a 401 for credentials that are valid but not strong or fresh enough
+/// (RFC 9470, step-up authentication).
+pub const CHALLENGE_STEP_UP: &str =
+    "Bearer realm=\"partnergate\", error=\"insufficient_user_authentication\"";
 /// The challenge of a 401 for a bearer token that was refused.
 pub const CHALLENGE_INVALID_TOKEN: &str = "Bearer realm=\"partnergate\", error=\"invalid_token\"";
 
@@ -245,6 +249,38 @@ impl Rejection {
             r.location = Some(login_location(path, query));
         } else {
             r.challenge = Some(CHALLENGE);
+        }
+        r
+    }
+
+    /// The credentials are fine but not strong (`mfa_required`) or fresh
+    /// (`reauth_required`) enough. A browser navigation is sent to sign in again with a
+    /// second factor and come back (or, with `enrol`, to enrol a first factor); anything
+    /// else gets 401 with the RFC 9470 `insufficient_user_authentication` challenge.
+    pub fn step_up(
+        reason: DenyReason,
+        enrol: bool,
+        browser: bool,
+        path: &str,
+        query: Option<&str>,
+    ) -> Self {
+        let mut r = Rejection::new(401, Reason::Policy(reason), Decision::Unauthenticated);
+        if browser {
+            r.status = 302;
+            let back = login_location(path, query);
+            let rd = back.trim_start_matches("/.partnergate/login?rd=");
+            r.location = Some(if enrol {
+                format!("/.partnergate/account/mfa?rd={rd}")
+            } else {
+                let why = if reason == DenyReason::ReauthRequired {
+                    "reauth"
+                } else {
+                    "mfa"
+                };
+                format!("{back}&step_up={why}")
+            });
+        } else {
+            r.challenge = Some(CHALLENGE_STEP_UP);
         }
         r
     }

@@ -20,16 +20,23 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::directory::{Store, StoreResult};
+use crate::directory::{Amr, Store, StoreResult};
+use crate::policy::AuthStrength;
 
 /// How long `explain` waits for the directory (an interactive command: not the 30 s of
 /// `directory import`).
 const DIRECTORY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-pub use report::explain;
+pub use report::explain_with;
 pub use target::{parse_method, parse_target};
 pub use text::render;
 pub use view::{Explanation, Who};
+
+/// How the user is assumed to have signed in (`--mfa`, `--auth-age`).
+pub struct SignIn<'a> {
+    pub mfa: bool,
+    pub auth_age: Option<&'a str>,
+}
 
 pub fn run(
     config_path: &Path,
@@ -37,8 +44,9 @@ pub fn run(
     method: &str,
     url: &str,
     json: bool,
+    sign_in: SignIn<'_>,
 ) -> ExitCode {
-    match explain_command(config_path, user, method, url) {
+    match explain_command(config_path, user, method, url, sign_in) {
         Ok(e) => print(&e, json),
         Err(code) => code,
     }
@@ -49,10 +57,17 @@ fn explain_command(
     user: Option<&str>,
     method: &str,
     url: &str,
+    sign_in: SignIn<'_>,
 ) -> Result<Explanation, ExitCode> {
     let usage = |what: String| {
         eprintln!("error: {what}");
         ExitCode::from(2)
+    };
+    let age = match sign_in.auth_age {
+        None => 0,
+        Some(raw) => humantime::parse_duration(raw.trim())
+            .map_err(|e| usage(format!("--auth-age {raw:?}: {e}")))?
+            .as_secs() as i64,
     };
     let config = super::directory_cmd::load_config(config_path)?;
     let method = parse_method(method).map_err(|e| usage(format!("--method: {e}")))?;
@@ -88,7 +103,21 @@ fn explain_command(
         }
     };
     let now = crate::clock::system().now();
-    Ok(explain(&Arc::new(config), &target, &who, now))
+    let amr = match sign_in.mfa {
+        true => Amr::PWD.with(Amr::OTP),
+        false => Amr::PWD,
+    };
+    let strength = AuthStrength {
+        amr,
+        auth_time: Some(now - age),
+    };
+    Ok(explain_with(
+        &Arc::new(config),
+        &target,
+        &who,
+        now,
+        strength,
+    ))
 }
 
 /// `user` is an email (case-insensitive) or, without '@', a user id (as a bearer token's

@@ -56,7 +56,15 @@ pub fn main(cli: Cli) -> ExitCode {
             method,
             url,
             json,
-        } => explain::run(&cli.config, user.as_deref(), &method, &url, json),
+            mfa,
+            auth_age,
+        } => {
+            let sign_in = explain::SignIn {
+                mfa,
+                auth_age: auth_age.as_deref(),
+            };
+            explain::run(&cli.config, user.as_deref(), &method, &url, json, sign_in)
+        }
     }
 }
 

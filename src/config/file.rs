@@ -78,6 +78,8 @@ pub struct RouteFile {
     pub rate_limit: Option<RouteRateFile>,
     pub strip_prefix: Option<String>,
     pub websocket: Option<bool>,
+    pub require_mfa: Option<bool>,
+    pub max_auth_age: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -304,6 +304,10 @@ pub struct RouteConfig {
     pub rate_limit: Option<RouteRateLimit>,
     pub strip_prefix: Option<String>,
     pub websocket: bool,
+    /// The caller must have signed in with a second factor (step-up otherwise).
+    pub require_mfa: bool,
+    /// The caller must have authenticated within this long (re-authentication otherwise).
+    pub max_auth_age: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone)]

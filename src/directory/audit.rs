@@ -47,6 +47,8 @@ pub const ACTOR_ANONYMOUS: &str = "anonymous";
 
 pub const ACTION_LOGIN_SUCCESS: &str = "login.success";
 pub const ACTION_LOGIN_FAILURE: &str = "login.failure";
+/// The password was right; the sign-in waits for the second factor.
+pub const ACTION_LOGIN_PASSWORD_OK: &str = "login.password_ok";
 
 const HASH_VERSION: &str = "partnergate-audit-v1";
 

@@ -6,6 +6,7 @@ mod cache;
 pub mod changes;
 pub mod data;
 mod error;
+pub mod factors;
 pub mod lifecycle;
 pub mod model;
 pub mod review;
@@ -23,6 +24,7 @@ pub use cache::{CacheCounters, CachedIdentity, Directory, IdentityHeaderValues, 
 pub use changes::{Change, ChangeTarget, StatusChange};
 pub use data::{DirectoryData, ImportCounts};
 pub use error::{StoreError, StoreResult};
+pub use factors::{Factor, FactorKind, FactorOverview, FactorStore, FactorSummary, LoginChallenge};
 pub use lifecycle::{
     GrantChange, Invitation, LifecycleStore, NewInvitation, NewOrg, OrgDetail, OrgPatch,
     ReviewDecision, ReviewDecisionRecord,

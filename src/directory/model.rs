@@ -144,6 +144,8 @@ pub struct OrgRef {
     pub name: String,
     pub org_type: String,
     pub status: OrgStatus,
+    /// Every member must sign in with a second factor (`mfa = "required"`).
+    pub mfa_required: bool,
 }
 
 /// Who a request is from, resolved from the directory: user, org, roles, permissions and
@@ -160,6 +162,8 @@ pub struct Identity {
     pub permissions: Vec<String>,
     /// Sorted by account id; expired grants are kept (policy reports `grant_expired`).
     pub grants: Vec<AccountGrant>,
+    /// How many second factors (TOTP authenticators, passkeys) the user has enrolled.
+    pub second_factors: u32,
 }
 
 impl Identity {
@@ -197,6 +201,81 @@ pub struct SessionRecord {
     pub created_at: Timestamp,
     pub last_seen_at: Timestamp,
     pub expires_at: Timestamp,
+    /// How the user authenticated when the session began (`created_at` is when).
+    pub amr: Amr,
+}
+
+/// How a user authenticated: a set of RFC 8176 method names. `pwd` a password, `otp` a
+/// one-time code (a TOTP app or a recovery code), `hwk` a passkey; `mfa` is implied by a
+/// password plus one of the others.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Amr(u8);
+
+impl Amr {
+    pub const PWD: Amr = Amr(1);
+    pub const OTP: Amr = Amr(2);
+    pub const HWK: Amr = Amr(4);
+    const NAMES: [(Amr, &'static str); 3] =
+        [(Amr::PWD, "pwd"), (Amr::OTP, "otp"), (Amr::HWK, "hwk")];
+
+    pub fn with(self, other: Amr) -> Amr {
+        Amr(self.0 | other.0)
+    }
+
+    pub fn contains(self, other: Amr) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// A second factor was part of the sign-in.
+    pub fn is_multi_factor(self) -> bool {
+        self.0 & (Amr::OTP.0 | Amr::HWK.0) != 0
+    }
+
+    /// The method names, `mfa` last when it applies: the `amr` claim.
+    pub fn names(self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = Amr::NAMES
+            .iter()
+            .filter(|(m, _)| self.contains(*m))
+            .map(|(_, n)| *n)
+            .collect();
+        if self.is_multi_factor() {
+            names.push("mfa");
+        }
+        names
+    }
+
+    /// As stored: the names separated by spaces (`mfa` not stored, it is implied).
+    pub fn stored(self) -> String {
+        let names: Vec<&str> = Amr::NAMES
+            .iter()
+            .filter(|(m, _)| self.contains(*m))
+            .map(|(_, n)| *n)
+            .collect();
+        names.join(" ")
+    }
+
+    /// Parse the stored or claimed form (space- or comma-separated names); unknown names
+    /// are ignored.
+    pub fn parse(s: &str) -> Amr {
+        s.split([' ', ','])
+            .filter_map(|name| Amr::NAMES.iter().find(|(_, n)| *n == name))
+            .fold(Amr::default(), |acc, (m, _)| acc.with(*m))
+    }
+
+    /// The `X-Partner-Auth-Methods` value: the names separated by commas.
+    pub fn header_value(self) -> &'static str {
+        const VALUES: [&str; 8] = [
+            "",
+            "pwd",
+            "otp,mfa",
+            "pwd,otp,mfa",
+            "hwk,mfa",
+            "pwd,hwk,mfa",
+            "otp,hwk,mfa",
+            "pwd,otp,hwk,mfa",
+        ];
+        VALUES[usize::from(self.0 & 7)]
+    }
 }
 
 /// Counts behind the directory gauges (see docs/reference.md, Metrics).

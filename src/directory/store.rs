@@ -14,12 +14,13 @@ use super::review::{ReviewParams, ReviewRow};
 use super::usage::{UsageFilter, UsageRow, UsageTotal};
 
 pub use super::error::{StoreError, StoreResult};
+pub use super::factors::FactorStore;
 pub use super::lifecycle::LifecycleStore;
 
 /// What the gateway reads and writes in the directory. The partner lifecycle's part (orgs,
 /// invitations, grants, review decisions) is [`LifecycleStore`].
 #[async_trait]
-pub trait Store: LifecycleStore + Send + Sync + 'static {
+pub trait Store: LifecycleStore + FactorStore + Send + Sync + 'static {
     /// "sqlite" or "postgres", for logs and `check`.
     fn kind(&self) -> &'static str;
 
@@ -67,6 +68,9 @@ pub trait Store: LifecycleStore + Send + Sync + 'static {
     async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>>;
 
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+
+    /// Every session row of the user (expired ones too, until swept).
+    async fn user_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>>;
 
     /// Every session of the user (log out everywhere); returns the deleted `id_hash`es.
     /// When there were any, records a directory change for the user in the same

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use super::jwks::{parse_jwks, read_limited};
 use super::token::{decode_part, numeric_date, CompactParts, UnverifiedHeader, MAX_TOKEN_BYTES};
 use crate::config::AssertionConfig;
+use crate::directory::Amr;
 
 /// The `iss` of every assertion.
 pub const ASSERTION_ISSUER: &str = "partnergate";
@@ -38,6 +39,12 @@ pub struct AssertionClaims {
     pub account: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_permission: Option<String>,
+    /// How the user authenticated (RFC 8176 names); empty when unknown.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<&'static str>,
+    /// When the user authenticated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
     #[serde(skip)]
     pub generation: u64,
 }
@@ -62,6 +69,8 @@ struct ReuseKey {
     generation: u64,
     audience: String,
     account: Option<String>,
+    amr: Amr,
+    auth_time: Option<i64>,
 }
 
 /// Who an assertion is for: the reuse key (user, directory generation,
@@ -72,12 +81,22 @@ pub struct Subject<'a> {
     pub generation: u64,
     pub audience: &'a str,
     pub account: Option<&'a str>,
+    /// How and when the user authenticated (each sign-in gets its own assertion).
+    pub amr: Amr,
+    pub auth_time: Option<i64>,
 }
 
 impl Subject<'_> {
     fn hash(&self, state: &foldhash::fast::RandomState) -> u64 {
         use std::hash::BuildHasher;
-        state.hash_one((self.user_id, self.generation, self.audience, self.account))
+        state.hash_one((
+            self.user_id,
+            self.generation,
+            self.audience,
+            self.account,
+            self.amr,
+            self.auth_time,
+        ))
     }
 }
 
@@ -88,6 +107,8 @@ impl ReuseKey {
             && self.generation == s.generation
             && self.audience == s.audience
             && self.account.as_deref() == s.account
+            && self.amr == s.amr
+            && self.auth_time == s.auth_time
     }
 }
 
@@ -98,6 +119,8 @@ impl From<&Subject<'_>> for ReuseKey {
             generation: s.generation,
             audience: s.audience.to_owned(),
             account: s.account.map(str::to_owned),
+            amr: s.amr,
+            auth_time: s.auth_time,
         }
     }
 }
@@ -181,6 +204,8 @@ impl AssertionSigner {
             generation: claims.generation,
             audience,
             account: claims.account.as_deref(),
+            amr: Amr::parse(&claims.amr.join(" ")),
+            auth_time: claims.auth_time,
         };
         self.sign_with(subject, now, || claims.clone())
     }

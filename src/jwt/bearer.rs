@@ -42,6 +42,10 @@ pub struct VerifiedToken {
     pub user: Arc<str>,
     /// The token's `exp`, unix seconds.
     pub expires_at: i64,
+    /// The token's `amr` claim (methods the issuer says the user authenticated with).
+    pub amr: crate::directory::Amr,
+    /// The token's `auth_time` claim.
+    pub auth_time: Option<i64>,
 }
 
 /// Verifies bearer tokens against the issuers of one configuration; a reload builds a

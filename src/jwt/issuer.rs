@@ -186,6 +186,8 @@ impl Issuer {
                 issuer: self.name.clone(),
                 user: Arc::from(user),
                 expires_at: exp,
+                amr: amr_claim(claims.get("amr")),
+                auth_time: claims.get("auth_time").and_then(super::token::numeric_date),
             },
             window,
             cache_for: window.remaining(now),
@@ -285,4 +287,20 @@ fn validation(cfg: &IssuerConfig, alg: Algorithm) -> Validation {
     validation.validate_nbf = true;
     validation.validate_aud = true;
     validation
+}
+
+/// The `amr` claim (an array of method names, RFC 8176) as far as we know the names; an
+/// `mfa` entry alone counts as a one-time code on top of a password.
+fn amr_claim(value: Option<&Value>) -> crate::directory::Amr {
+    use crate::directory::Amr;
+    let Some(items) = value.and_then(Value::as_array) else {
+        return Amr::default();
+    };
+    items
+        .iter()
+        .filter_map(Value::as_str)
+        .fold(Amr::default(), |acc, name| match name {
+            "mfa" => acc.with(Amr::PWD).with(Amr::OTP),
+            other => acc.with(Amr::parse(other)),
+        })
 }

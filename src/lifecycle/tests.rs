@@ -13,10 +13,12 @@ fn identity(user: &str, org: &str, org_type: &str, permissions: &[&str]) -> Iden
             name: org.into(),
             org_type: org_type.into(),
             status: OrgStatus::Active,
+            mfa_required: false,
         },
         roles: vec![],
         permissions,
         grants: vec![],
+        second_factors: 0,
     }
 }
 

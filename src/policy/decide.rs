@@ -1,6 +1,6 @@
 //! The authorisation decision for a matched route: the route's rules (`auth`, `methods`,
-//! `allow_org_types`, `allow_roles`, `allow_permissions`, `account_permission`) and the
-//! user's and org's status.
+//! `allow_org_types`, `allow_roles`, `allow_permissions`, `account_permission`,
+//! `require_mfa`, `max_auth_age`) and the user's and org's status.
 //!
 //! Pure: the route, the request's method and `{account}` capture, the resolved identity
 //! and the time go in; a [`Decision`] comes out, and [`enforce`] applies the route's mode
@@ -12,7 +12,7 @@
 use http::Method;
 
 use crate::config::{AccountLevel, AuthMode, Mode, RouteConfig};
-use crate::directory::{Identity, OrgStatus, Timestamp, UserStatus};
+use crate::directory::{Amr, Identity, OrgStatus, Timestamp, UserStatus};
 
 /// Why a request was denied: the closed set the access log and
 /// `partnergate_policy_denials_total{reason}` use.
@@ -27,10 +27,14 @@ pub enum DenyReason {
     UserInactive,
     AccountGrant,
     GrantExpired,
+    /// `require_mfa` (or the org's `mfa = "required"`): no second factor in this sign-in.
+    MfaRequired,
+    /// `max_auth_age`: the sign-in is older than the route allows.
+    ReauthRequired,
 }
 
 impl DenyReason {
-    pub const ALL: [DenyReason; 9] = [
+    pub const ALL: [DenyReason; 11] = [
         DenyReason::NoRoute,
         DenyReason::Method,
         DenyReason::Role,
@@ -40,6 +44,8 @@ impl DenyReason {
         DenyReason::UserInactive,
         DenyReason::AccountGrant,
         DenyReason::GrantExpired,
+        DenyReason::MfaRequired,
+        DenyReason::ReauthRequired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +59,8 @@ impl DenyReason {
             DenyReason::UserInactive => "user_inactive",
             DenyReason::AccountGrant => "account_grant",
             DenyReason::GrantExpired => "grant_expired",
+            DenyReason::MfaRequired => "mfa_required",
+            DenyReason::ReauthRequired => "reauth_required",
         }
     }
 
@@ -62,6 +70,19 @@ impl DenyReason {
     pub fn shadowable(self) -> bool {
         !matches!(self, DenyReason::UserInactive | DenyReason::OrgInactive)
     }
+
+    /// Whether the answer is to authenticate again (step-up), not a plain refusal.
+    pub fn is_step_up(self) -> bool {
+        matches!(self, DenyReason::MfaRequired | DenyReason::ReauthRequired)
+    }
+}
+
+/// How the caller authenticated and when: what `require_mfa` and `max_auth_age` check.
+/// A session knows both; a bearer token says what its `amr` and `auth_time` claims say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthStrength {
+    pub amr: Amr,
+    pub auth_time: Option<Timestamp>,
 }
 
 /// The outcome of the policy for one request.
@@ -116,10 +137,12 @@ pub enum Rule {
     Roles,
     Permissions,
     Account,
+    Mfa,
+    AuthAge,
 }
 
 impl Rule {
-    pub const ORDER: [Rule; 8] = [
+    pub const ORDER: [Rule; 10] = [
         Rule::Auth,
         Rule::UserStatus,
         Rule::OrgStatus,
@@ -128,6 +151,8 @@ impl Rule {
         Rule::Roles,
         Rule::Permissions,
         Rule::Account,
+        Rule::Mfa,
+        Rule::AuthAge,
     ];
 
     /// The configuration key (or directory fact) the rule checks.
@@ -141,6 +166,8 @@ impl Rule {
             Rule::Roles => "allow_roles",
             Rule::Permissions => "allow_permissions",
             Rule::Account => "account_permission",
+            Rule::Mfa => "require_mfa",
+            Rule::AuthAge => "max_auth_age",
         }
     }
 }
@@ -167,8 +194,10 @@ pub struct Request<'a> {
     pub method: &'a Method,
     /// What the route's `{account}` segment captured.
     pub account: Option<&'a str>,
-    /// Unix seconds, for grant expiry.
+    /// Unix seconds, for grant expiry and `max_auth_age`.
     pub now: Timestamp,
+    /// How the caller authenticated (default: not at all).
+    pub strength: AuthStrength,
 }
 
 /// Check every rule of `route` in order; the first failure decides.
@@ -230,6 +259,14 @@ pub fn check(
                 Ok(_) => deny(DenyReason::AccountGrant),
                 Err(reason) => deny(reason),
             },
+        },
+        Rule::Mfa if !route.require_mfa => NotApplicable,
+        Rule::Mfa if req.strength.amr.is_multi_factor() => Pass,
+        Rule::Mfa => deny(DenyReason::MfaRequired),
+        Rule::AuthAge => match (route.max_auth_age, req.strength.auth_time) {
+            (None, _) => NotApplicable,
+            (Some(age), Some(t)) if req.now - t <= age.as_secs() as i64 => Pass,
+            (Some(_), _) => deny(DenyReason::ReauthRequired),
         },
     }
 }

@@ -4,5 +4,5 @@
 pub mod decide;
 pub mod route;
 
-pub use decide::{decide, enforce, Decision, DenyReason, Request, Rule, Verdict};
+pub use decide::{decide, enforce, AuthStrength, Decision, DenyReason, Request, Rule, Verdict};
 pub use route::{RouteLookup, RouteMatch, RouteTable};

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::session::cookie::{self, CookieScope};
-use crate::session::{new_token, LoginAttempt, LoginError, LoginResult};
+use crate::session::{new_token, LoginAttempt, LoginError, LoginOutcome, LoginResult};
 
 use super::{
     pages, safe_redirect, session_cookie, with_outcome, PortalContext, PortalOutcome, PortalState,
@@ -24,6 +24,9 @@ pub const GENERIC_FAILURE: &str =
 #[derive(Deserialize)]
 pub struct LoginQuery {
     rd: Option<String>,
+    /// Why a signed-in user is asked to sign in again: `mfa` (the page needs a second
+    /// factor) or `reauth` (the sign-in is too old for the page).
+    step_up: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -54,14 +57,84 @@ pub async fn page(
     headers: HeaderMap,
 ) -> Response {
     let rd = safe_redirect(q.rd.as_deref());
+    let notice = match q.step_up.as_deref() {
+        Some("mfa") => {
+            Some("This page needs a sign-in with your second factor. Please sign in again.")
+        }
+        Some("reauth") => Some("This page needs a recent sign-in. Please sign in again."),
+        _ => None,
+    };
     form_response(
         &ctx,
         &headers,
         StatusCode::OK,
         &rd,
         "",
-        None,
+        notice,
         PortalOutcome::allow(),
+    )
+}
+
+/// The password form's path with `rd`.
+pub(super) fn login_path_with(rd: &str) -> String {
+    crate::admission::login_location(rd, None)
+}
+
+/// The password form again with the one failure message (401).
+pub(super) fn failure_page(
+    ctx: &PortalContext,
+    headers: &HeaderMap,
+    rd: &str,
+    outcome: PortalOutcome,
+) -> Response {
+    form_response(
+        ctx,
+        headers,
+        StatusCode::UNAUTHORIZED,
+        rd,
+        "",
+        Some(GENERIC_FAILURE),
+        outcome,
+    )
+}
+
+/// A sign-in that succeeded: end the session the browser had, set the new one, count it,
+/// and go to `rd` (or to enrolment first when the org requires a second factor the user
+/// does not have yet).
+pub(super) async fn finish_sign_in(
+    state: &PortalState,
+    ctx: &PortalContext,
+    headers: &HeaderMap,
+    rd: &str,
+    outcome: LoginOutcome,
+) -> Response {
+    let config = &ctx.config;
+    state
+        .metrics
+        .login(outcome.org.as_deref(), outcome.result.as_str());
+    let Some(new) = outcome.session else {
+        return failure_page(ctx, headers, rd, PortalOutcome::deny("no_session"));
+    };
+    // A session cookie sent with the login belongs to whoever was here before.
+    if let Some(old) = session_cookie(headers, config) {
+        let _ = state.sessions().end(old).await;
+    }
+    let next = if outcome.must_enrol {
+        super::account::enrol_path(rd)
+    } else {
+        rd.to_string()
+    };
+    let mut response = see_other(&next);
+    let value = cookie::set(&config.session.cookie_name, &new.token, scope(ctx));
+    set_cookie(&mut response, &value);
+    with_outcome(
+        response,
+        PortalOutcome {
+            verdict: Verdict::Allow,
+            reason: Some(outcome.result.as_str()),
+            user: outcome.user,
+            org: outcome.org,
+        },
     )
 }
 
@@ -152,48 +225,44 @@ pub async fn submit(
         Ok(o) => o,
         Err(e) => return login_unavailable(&ctx, &headers, &rd, e),
     };
-    state
-        .metrics
-        .login(outcome.org.as_deref(), outcome.result.as_str());
     for kind in &outcome.new_lockouts {
         state.metrics.lockout(kind);
     }
+    if outcome.result == LoginResult::Success {
+        return finish_sign_in(&state, &ctx, &headers, &rd, outcome).await;
+    }
+    state
+        .metrics
+        .login(outcome.org.as_deref(), outcome.result.as_str());
     let log = PortalOutcome {
         verdict: Verdict::Deny,
         reason: Some(outcome.result.as_str()),
         user: outcome.user.clone(),
         org: outcome.org.clone(),
     };
-    match (outcome.result, outcome.session) {
-        (LoginResult::Success, Some(new)) => {
-            // A session cookie sent with the login belongs to whoever was here before.
-            if let Some(old) = session_cookie(&headers, config) {
-                let _ = state.sessions().end(old).await;
-            }
-            let mut response = see_other(&rd);
-            let value = cookie::set(&config.session.cookie_name, &new.token, scope(&ctx));
-            set_cookie(&mut response, &value);
-            with_outcome(
-                response,
-                PortalOutcome {
-                    verdict: Verdict::Allow,
-                    ..log
-                },
-            )
-        }
-        _ => form_response(
-            &ctx,
-            &headers,
-            StatusCode::UNAUTHORIZED,
-            &rd,
-            "",
-            Some(GENERIC_FAILURE),
-            log,
-        ),
+    if let (LoginResult::SecondFactorRequired, Some(challenge)) =
+        (outcome.result, &outcome.challenge)
+    {
+        let next = format!(
+            "{}?rd={}",
+            super::second::SECOND_PATH,
+            login_path_with(&rd).trim_start_matches("/.partnergate/login?rd=")
+        );
+        let mut response = see_other(&next);
+        let name = super::second::challenge_cookie_name(&ctx);
+        set_cookie(&mut response, &cookie::set(&name, challenge, scope(&ctx)));
+        return with_outcome(
+            response,
+            PortalOutcome {
+                verdict: Verdict::Allow,
+                ..log
+            },
+        );
     }
+    failure_page(&ctx, &headers, &rd, log)
 }
 
-fn login_unavailable(
+pub(super) fn login_unavailable(
     ctx: &PortalContext,
     headers: &HeaderMap,
     rd: &str,

@@ -4,12 +4,14 @@
 //! the request travels in [`PortalContext`], and what the access log needs comes back in
 //! [`PortalOutcome`].
 
+mod account;
 pub mod api;
 mod console;
 mod login;
 mod onboarding;
 mod pages;
 mod rd;
+mod second;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -119,7 +121,33 @@ impl PortalState {
 pub fn router(state: Arc<PortalState>) -> Router {
     Router::new()
         .route("/.partnergate/login", get(login::page).post(login::submit))
+        .route(second::SECOND_PATH, get(second::page).post(second::submit))
         .route("/.partnergate/logout", post(login::logout))
+        .route(account::ACCOUNT_PATH, get(account::page))
+        .route(
+            account::ENROL_PATH,
+            get(account::enrol_page).post(account::enrol_submit),
+        )
+        .route(
+            "/.partnergate/account/factors/remove",
+            post(account::remove_factor),
+        )
+        .route(
+            "/.partnergate/account/recovery",
+            post(account::new_recovery_codes),
+        )
+        .route(
+            "/.partnergate/account/password",
+            post(account::change_password),
+        )
+        .route(
+            "/.partnergate/account/sessions/end",
+            post(account::end_session),
+        )
+        .route(
+            "/.partnergate/account/sessions/end-others",
+            post(account::end_other_sessions),
+        )
         .route("/.partnergate/whoami", get(whoami))
         .route("/.partnergate/jwks.json", get(jwks))
         .route(

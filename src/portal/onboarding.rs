@@ -422,7 +422,11 @@ pub async fn invite_submit(
         };
     state.sessions().directory().invalidate_user(&user_id);
     let absolute = ctx.config.session.absolute_timeout;
-    let session = match state.sessions().create(&user_id, absolute).await {
+    let session = match state
+        .sessions()
+        .create(&user_id, crate::directory::Amr::PWD, absolute)
+        .await
+    {
         Ok(s) => s,
         Err(e) => return unavailable(&ctx, e),
     };

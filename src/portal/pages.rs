@@ -10,7 +10,10 @@ main{max-width:360px;margin:10vh auto;background:#fff;padding:2rem;border-radius
 h1{font-size:1.3rem;margin-top:0}label{display:block;margin:.8rem 0 .2rem}\
 input[type=email],input[type=password]{width:100%;padding:.5rem;box-sizing:border-box}\
 button{margin-top:1.2rem;width:100%;padding:.6rem;background:#1f4fd1;color:#fff;border:0;border-radius:4px}\
-.error{background:#fdecea;color:#8a1c13;padding:.6rem;border-radius:4px}";
+.error{background:#fdecea;color:#8a1c13;padding:.6rem;border-radius:4px}\
+.notice{background:#e8f4ea;color:#1d5c2a;padding:.6rem;border-radius:4px}\
+form.inline{display:inline}form.inline button{width:auto;margin:0 0 0 .5rem;padding:.2rem .6rem}\
+input[type=text]{width:100%;padding:.5rem;box-sizing:border-box}";
 
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -84,4 +87,229 @@ pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
         escape(text)
     );
     document(status, title, &body)
+}
+
+fn error_box(error: Option<&str>) -> String {
+    error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
+        .unwrap_or_default()
+}
+
+fn notice_box(notice: Option<&str>) -> String {
+    notice
+        .map(|n| format!("<p class=\"notice\" role=\"status\">{}</p>", escape(n)))
+        .unwrap_or_default()
+}
+
+/// The second step of a sign-in: the code of an authenticator app or a recovery code.
+pub fn second_factor(
+    status: StatusCode,
+    csrf: &str,
+    rd: &str,
+    error: Option<&str>,
+    passkeys: bool,
+) -> Response {
+    let passkey = if passkeys {
+        "<p>Or use your passkey: <a href=\"/.partnergate/login/passkey\">sign in with a passkey</a>.</p>"
+    } else {
+        ""
+    };
+    let body = format!(
+        "<h1>Second factor</h1>{}\
+<form method=\"post\" action=\"/.partnergate/login/second\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<input type=\"hidden\" name=\"rd\" value=\"{}\">\
+<label for=\"code\">Code from your authenticator app, or a recovery code</label>\
+<input id=\"code\" name=\"code\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required>\
+<button type=\"submit\">Continue</button></form>{passkey}\
+<p><a href=\"/.partnergate/login\">Start again</a></p>",
+        error_box(error),
+        escape(csrf),
+        escape(rd),
+    );
+    document(status, "Second factor", &body)
+}
+
+/// One of the user's sessions on the account page.
+pub struct SessionLine {
+    /// The session's id hash (what the "sign out" form names).
+    pub id: String,
+    pub started: String,
+    pub last_seen: String,
+    pub methods: String,
+    pub current: bool,
+}
+
+/// What the account page shows.
+pub struct AccountView<'a> {
+    pub email: &'a str,
+    pub org: &'a str,
+    pub roles: &'a [String],
+    pub mfa_required: bool,
+    pub factors: Vec<crate::directory::FactorSummary>,
+    pub recovery_codes_left: u32,
+    pub sessions: Vec<SessionLine>,
+    pub csrf: &'a str,
+    pub notice: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub password_min: usize,
+}
+
+fn hidden_csrf(csrf: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        escape(csrf)
+    )
+}
+
+fn when(ts: Option<i64>) -> String {
+    ts.and_then(crate::clock::rfc3339)
+        .unwrap_or_else(|| "never".to_string())
+}
+
+/// The signed-in user's own page: factors, recovery codes, password, sessions.
+pub fn account(status: StatusCode, v: &AccountView<'_>) -> Response {
+    let csrf = hidden_csrf(v.csrf);
+    let mut factors = String::new();
+    for f in &v.factors {
+        factors.push_str(&format!(
+            "<li data-factor=\"{id}\"><b>{name}</b> ({kind}), added {added}, last used {used} \
+<form method=\"post\" action=\"/.partnergate/account/factors/remove\" class=\"inline\">{csrf}\
+<input type=\"hidden\" name=\"id\" value=\"{id}\"><button type=\"submit\">Remove</button></form></li>",
+            id = escape(&f.id),
+            name = escape(&f.name),
+            kind = f.kind.as_str(),
+            added = when(Some(f.created_at)),
+            used = when(f.last_used_at),
+        ));
+    }
+    if factors.is_empty() {
+        factors.push_str("<li>No second factor yet.</li>");
+    }
+    let required = if v.mfa_required {
+        "<p>Your organisation requires a second factor.</p>"
+    } else {
+        ""
+    };
+    let recovery = if v.factors.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<p>Recovery codes left: <b id=\"codes-left\">{}</b></p>\
+<form method=\"post\" action=\"/.partnergate/account/recovery\">{csrf}\
+<button type=\"submit\">New recovery codes</button></form>",
+            v.recovery_codes_left
+        )
+    };
+    let mut sessions = String::new();
+    for s in &v.sessions {
+        let this = if s.current { " (this browser)" } else { "" };
+        sessions.push_str(&format!(
+            "<li>started {}, last seen {}, signed in with {}{this} \
+<form method=\"post\" action=\"/.partnergate/account/sessions/end\" class=\"inline\">{csrf}\
+<input type=\"hidden\" name=\"id\" value=\"{}\"><button type=\"submit\">Sign out</button></form></li>",
+            escape(&s.started),
+            escape(&s.last_seen),
+            escape(&s.methods),
+            escape(&s.id),
+        ));
+    }
+    let body = format!(
+        "<h1>Your account</h1>{notice}{error}\
+<p>{email} · {org} · {roles}</p>\
+<h2>Second factors</h2>{required}<ul id=\"factors\">{factors}</ul>\
+<p><a href=\"/.partnergate/account/mfa\">Add an authenticator app</a> · \
+<a href=\"/.partnergate/account/passkey\">Add a passkey</a></p>{recovery}\
+<h2>Password</h2>\
+<form method=\"post\" action=\"/.partnergate/account/password\">{csrf}\
+<label for=\"current\">Current password</label>\
+<input id=\"current\" name=\"current\" type=\"password\" autocomplete=\"current-password\" required>\
+<label for=\"password\">New password (at least {min} characters)</label>\
+<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required>\
+<button type=\"submit\">Change password</button></form>\
+<h2>Sessions</h2><ul id=\"sessions\">{sessions}</ul>\
+<form method=\"post\" action=\"/.partnergate/account/sessions/end-others\">{csrf}\
+<button type=\"submit\">Sign out everywhere else</button></form>\
+<p><a href=\"/\">Back to the portal</a></p>",
+        notice = notice_box(v.notice),
+        error = error_box(v.error),
+        email = escape(v.email),
+        org = escape(v.org),
+        roles = escape(&v.roles.join(", ")),
+        min = v.password_min,
+    );
+    document(status, "Your account", &body)
+}
+
+/// What the authenticator enrolment page shows.
+pub struct EnrolView<'a> {
+    pub secret: &'a str,
+    pub uri: &'a str,
+    pub qr_svg: &'a str,
+    pub csrf: &'a str,
+    pub rd: &'a str,
+    pub name: &'a str,
+    pub error: Option<&'a str>,
+    /// The org requires a second factor and the user has none yet.
+    pub required: bool,
+}
+
+/// Add an authenticator app: scan the code (or type the key), confirm with a first code.
+pub fn enrol(status: StatusCode, v: &EnrolView<'_>) -> Response {
+    let required = if v.required {
+        "<p>Your organisation requires a second factor. Set one up to continue.</p>"
+    } else {
+        ""
+    };
+    // The SVG goes inline (no image request, nothing for the CSP to allow); its XML
+    // declaration does not belong in HTML.
+    let qr = v.qr_svg.find("<svg").map_or("", |i| &v.qr_svg[i..]);
+    let name = if v.name.is_empty() {
+        "Authenticator app"
+    } else {
+        v.name
+    };
+    let body = format!(
+        "<h1>Add an authenticator app</h1>{required}{error}\
+<p>Scan this code with your authenticator app, or enter the key by hand.</p>\
+<div class=\"qr\">{qr}</div>\
+<p>Key: <code id=\"totp-secret\">{secret}</code></p>\
+<p><a id=\"totp-uri\" href=\"{uri}\">Open in an authenticator app on this device</a></p>\
+<form method=\"post\" action=\"/.partnergate/account/mfa\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<input type=\"hidden\" name=\"rd\" value=\"{rd}\">\
+<input type=\"hidden\" name=\"secret\" value=\"{secret}\">\
+<label for=\"name\">Name</label>\
+<input id=\"name\" name=\"name\" type=\"text\" maxlength=\"64\" required value=\"{name}\">\
+<label for=\"code\">The code your app shows</label>\
+<input id=\"code\" name=\"code\" type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required>\
+<button type=\"submit\">Add</button></form>",
+        error = error_box(v.error),
+        secret = escape(v.secret),
+        uri = escape(v.uri),
+        csrf = escape(v.csrf),
+        rd = escape(v.rd),
+        name = escape(name),
+    );
+    document(status, "Add an authenticator app", &body)
+}
+
+/// The recovery codes, shown once.
+pub fn recovery_codes(status: StatusCode, codes: &[String], next: &str) -> Response {
+    let items: String = codes
+        .iter()
+        .map(|c| format!("<li><code>{}</code></li>", escape(c)))
+        .collect();
+    let body = format!(
+        "<h1>Your recovery codes</h1>\
+<p>Keep these somewhere safe. Each works once, in place of a code from your app, if you \
+lose your phone. They are shown only now.</p><ul id=\"recovery-codes\">{items}</ul>\
+<p><a id=\"continue\" href=\"{}\">Continue</a></p>",
+        escape(next)
+    );
+    let mut response = document(status, "Your recovery codes", &body);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

@@ -19,7 +19,7 @@ use pingora::prelude::*;
 use pingora::ErrorType;
 
 use crate::admission::Caller;
-use crate::directory::CachedIdentity;
+use crate::directory::{Amr, CachedIdentity};
 use crate::jwt::{AssertionClaims, Subject};
 use crate::normalize;
 use crate::request_id::RequestId;
@@ -40,6 +40,8 @@ const X_PARTNER_ACCOUNT: HeaderName = HeaderName::from_static("x-partner-account
 const X_PARTNER_ACCOUNT_PERMISSION: HeaderName =
     HeaderName::from_static("x-partner-account-permission");
 const X_PARTNER_ASSERTION: HeaderName = HeaderName::from_static("x-partner-assertion");
+const X_PARTNER_AUTH_METHODS: HeaderName = HeaderName::from_static("x-partner-auth-methods");
+const X_PARTNER_AUTH_TIME: HeaderName = HeaderName::from_static("x-partner-auth-time");
 
 /// Headers the gateway adds at most; reserved at once so the map grows once.
 const ADDED: usize = 12;
@@ -280,6 +282,17 @@ fn identity_headers(
     headers.insert(X_PARTNER_ORG, h.org.clone());
     headers.insert(X_PARTNER_ORG_TYPE, h.org_type.clone());
     headers.insert(X_PARTNER_ROLES, h.roles.clone());
+    let strength = caller.strength;
+    if strength.amr != Amr::default() {
+        let methods = HeaderValue::from_static(strength.amr.header_value());
+        headers.insert(X_PARTNER_AUTH_METHODS, methods);
+    }
+    if let Some(t) = strength.auth_time {
+        let mut buf = itoa::Buffer::new();
+        if let Ok(value) = HeaderValue::from_str(buf.format(t)) {
+            headers.insert(X_PARTNER_AUTH_TIME, value);
+        }
+    }
     let account = account_level(forward, entry, now);
     if let Some((account, level)) = account {
         if let Ok(value) = HeaderValue::from_str(account) {
@@ -298,6 +311,8 @@ fn identity_headers(
             generation: entry.generation,
             audience: forward.pool.name(),
             account: account.map(|(a, _)| a),
+            amr: caller.strength.amr,
+            auth_time: caller.strength.auth_time,
         };
         let token = signer.header_with(subject, now, || AssertionClaims {
             sub: identity.user_id.clone(),
@@ -307,6 +322,8 @@ fn identity_headers(
             roles: identity.roles.clone(),
             account: account.map(|(a, _)| a.to_string()),
             account_permission: account.and_then(|(_, l)| l.map(str::to_string)),
+            amr: caller.strength.amr.names(),
+            auth_time: caller.strength.auth_time,
             generation: entry.generation,
         });
         if let Some(value) = token {

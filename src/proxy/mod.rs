@@ -128,6 +128,7 @@ impl Gateway {
                 route: forward.admitted.route.route.clone(),
                 method: session.req_header().method.clone(),
                 account: forward.admitted.route.account.clone(),
+                strength: caller.strength,
             }),
         };
         ctx.upstream.stream = streams.track(conn, holder);

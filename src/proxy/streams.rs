@@ -143,6 +143,8 @@ pub struct RouteRequest {
     pub route: Arc<Route>,
     pub method: Method,
     pub account: Option<String>,
+    /// How the caller had authenticated when the stream opened.
+    pub strength: policy::AuthStrength,
 }
 
 impl RouteRequest {
@@ -151,6 +153,7 @@ impl RouteRequest {
             method: &self.method,
             account: self.account.as_deref(),
             now,
+            strength: self.strength,
         };
         policy::enforce(&self.route.config, &request, Some(identity)).lets_through()
     }

@@ -21,15 +21,24 @@ pub enum LoginResult {
     Locked,
     Suspended,
     UnknownUser,
+    /// The password was right; the second factor is asked next.
+    SecondFactorRequired,
+    /// A wrong, replayed or used second-factor code (or passkey).
+    BadSecondFactor,
+    /// The second-factor step came too late (or its cookie is unknown).
+    ChallengeExpired,
 }
 
 impl LoginResult {
-    pub const ALL: [LoginResult; 5] = [
+    pub const ALL: [LoginResult; 8] = [
         LoginResult::Success,
         LoginResult::BadCredentials,
         LoginResult::Locked,
         LoginResult::Suspended,
         LoginResult::UnknownUser,
+        LoginResult::SecondFactorRequired,
+        LoginResult::BadSecondFactor,
+        LoginResult::ChallengeExpired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +48,9 @@ impl LoginResult {
             LoginResult::Locked => "locked",
             LoginResult::Suspended => "suspended",
             LoginResult::UnknownUser => "unknown_user",
+            LoginResult::SecondFactorRequired => "second_factor_required",
+            LoginResult::BadSecondFactor => "bad_second_factor",
+            LoginResult::ChallengeExpired => "challenge_expired",
         }
     }
 }

@@ -9,13 +9,15 @@ use moka::sync::Cache;
 
 use crate::config::LoginConfig;
 use crate::directory::{
-    AuditEntry, AuditOutcome, Identity, OrgStatus, StoreError, UserRecord, UserStatus,
+    Amr, AuditEntry, AuditOutcome, Identity, LoginChallenge, OrgStatus, StoreError, UserRecord,
+    UserStatus,
 };
+use crate::mfa::{CodeCheck, SecondFactors, CHALLENGE_TTL};
 use crate::password::{HashError, PasswordHasher};
 
 use super::attempt::{normalized_email, LoginAttempt, LoginResult};
 use super::login_audit;
-use super::{NewSession, Sessions};
+use super::{hash_token, new_token, token_shape_ok, NewSession, Sessions};
 
 pub struct LoginOutcome {
     pub result: LoginResult,
@@ -23,8 +25,31 @@ pub struct LoginOutcome {
     pub user: Option<String>,
     pub org: Option<String>,
     pub session: Option<NewSession>,
+    /// [`LoginResult::SecondFactorRequired`]: the token of the sign-in waiting for the
+    /// second factor (a cookie, like a session token).
+    pub challenge: Option<String>,
+    /// Signed in, but the org requires a second factor and the user has none: the only
+    /// page the session may reach is enrolment.
+    pub must_enrol: bool,
     /// Locks this attempt started: "account" and/or "ip".
     pub new_lockouts: Vec<&'static str>,
+}
+
+/// The second step of a sign-in: the challenge cookie and what the user proved with.
+pub struct SecondStep {
+    pub challenge: String,
+    pub proof: Proof,
+    pub client_ip: IpAddr,
+    pub request_id: String,
+}
+
+/// What the second step was checked with.
+pub enum Proof {
+    /// A TOTP or recovery code as typed.
+    Code(String),
+    /// A passkey assertion the caller already verified against this factor, with the
+    /// credential's updated state (`None`: it did not verify).
+    Passkey(Option<(String, String)>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,15 +122,21 @@ pub struct LoginService {
     sessions: Arc<Sessions>,
     hasher: Arc<PasswordHasher>,
     ip_locks: IpLockouts,
+    factors: SecondFactors,
 }
 
 impl LoginService {
     pub fn new(sessions: Arc<Sessions>, hasher: Arc<PasswordHasher>) -> Self {
         LoginService {
+            factors: SecondFactors::new(sessions.directory().clone()),
             sessions,
             hasher,
             ip_locks: IpLockouts::default(),
         }
+    }
+
+    pub fn factors(&self) -> &SecondFactors {
+        &self.factors
     }
 
     pub fn sessions(&self) -> &Arc<Sessions> {
@@ -136,30 +167,181 @@ impl LoginService {
             Ok(ok) => ok,
             Err(e) => return Err(self.hash_failed(&attempt, user.as_ref(), e, now).await),
         };
-        let result = decide(
+        let mut result = decide(
             ip_locked,
             user.as_ref(),
             identity.as_ref(),
             password_ok,
             now,
         );
+        let factors = identity.as_ref().map_or(0, |i| i.second_factors);
+        if result == LoginResult::Success && factors > 0 {
+            result = LoginResult::SecondFactorRequired;
+        }
         let mut outcome = LoginOutcome {
             result,
             user: user.as_ref().map(|u| u.email.clone()),
             org: user.as_ref().map(|u| u.org_id.clone()),
             session: None,
+            challenge: None,
+            must_enrol: false,
             new_lockouts: Vec::new(),
         };
         let audit = login_audit::decided(&attempt, user.as_ref(), result);
-        if !password_ok {
-            self.count_failure(&attempt, user.as_ref(), config, now, audit, &mut outcome)
-                .await?;
-        } else if let (LoginResult::Success, Some(u)) = (result, &user) {
-            outcome.session = Some(self.succeed(u, audit, now, absolute).await?);
-        } else {
-            self.append_audit(audit, now).await?;
+        match (result, &user) {
+            _ if !password_ok => {
+                self.count_failure(&attempt, user.as_ref(), config, now, audit, &mut outcome)
+                    .await?;
+            }
+            (LoginResult::Success, Some(u)) => {
+                let audit = login_audit::succeeded(&attempt, u, Amr::PWD, "none");
+                outcome.session = Some(self.succeed(u, audit, now, absolute, Amr::PWD).await?);
+                outcome.must_enrol = identity.as_ref().is_some_and(|i| i.org.mfa_required);
+            }
+            (LoginResult::SecondFactorRequired, Some(u)) => {
+                // The failure count is not reset yet: a right password alone must not
+                // clear the count of wrong second factors.
+                self.append_audit(audit, now).await?;
+                outcome.challenge = Some(self.open_challenge(&u.id, now).await?);
+            }
+            _ => self.append_audit(audit, now).await?,
         }
         Ok(outcome)
+    }
+
+    async fn open_challenge(&self, user_id: &str, now: i64) -> Result<String, LoginError> {
+        let token = new_token();
+        let challenge = LoginChallenge {
+            token_hash: hash_token(&token),
+            user_id: user_id.to_string(),
+            created_at: now,
+            expires_at: now + CHALLENGE_TTL,
+            state: None,
+        };
+        self.sessions
+            .directory()
+            .call(move |s| async move { s.insert_challenge(&challenge).await })
+            .await?;
+        Ok(token)
+    }
+
+    /// The sign-in waiting for its second factor, by its cookie value.
+    pub async fn pending(&self, token: &str) -> Result<Option<LoginChallenge>, LoginError> {
+        if !token_shape_ok(token) {
+            return Ok(None);
+        }
+        let hash = hash_token(token);
+        let now = self.sessions.clock().now();
+        Ok(self
+            .sessions
+            .directory()
+            .call(move |s| async move { s.challenge(&hash, now).await })
+            .await?)
+    }
+
+    /// The second step of a sign-in: the code (or the verified passkey) of the user whose
+    /// password was right. A wrong code counts like a wrong password (account and IP),
+    /// answers with the same page, and is audited the same way; a right one starts the
+    /// session with `amr` saying how.
+    pub async fn second_factor(
+        &self,
+        step: SecondStep,
+        config: &LoginConfig,
+        absolute: Duration,
+    ) -> Result<LoginOutcome, LoginError> {
+        let now = self.sessions.clock().now();
+        let mut outcome = LoginOutcome {
+            result: LoginResult::ChallengeExpired,
+            user: None,
+            org: None,
+            session: None,
+            challenge: None,
+            must_enrol: false,
+            new_lockouts: Vec::new(),
+        };
+        let Some(challenge) = self.pending(&step.challenge).await? else {
+            return Ok(outcome);
+        };
+        let directory = self.sessions.directory();
+        let id = challenge.user_id.clone();
+        let identity = directory
+            .call(move |s| async move { s.identity(&id).await })
+            .await?;
+        let Some(identity) = identity else {
+            return Ok(outcome);
+        };
+        let (user, identity) = self.find_user(&identity.email).await?;
+        let Some(user) = user else {
+            return Ok(outcome);
+        };
+        outcome.user = Some(user.email.clone());
+        outcome.org = Some(user.org_id.clone());
+        let attempt = LoginAttempt {
+            email: user.email.clone(),
+            password: String::new(),
+            client_ip: step.client_ip,
+            request_id: step.request_id,
+        };
+        let ip_locked = self.ip_locks.is_locked(attempt.client_ip, now);
+        let (amr, via) = match step.proof {
+            Proof::Code(code) => match self.factors.check_code(&user.id, &code, now).await? {
+                CodeCheck::Totp { .. } => (Some(Amr::OTP), "totp"),
+                CodeCheck::Recovery => (Some(Amr::OTP), "recovery_code"),
+                CodeCheck::Refused => (None, "code"),
+            },
+            Proof::Passkey(Some((factor_id, credential))) => {
+                directory
+                    .call(move |s| async move { s.use_passkey(&factor_id, &credential, now).await })
+                    .await?;
+                (Some(Amr::HWK), "passkey")
+            }
+            Proof::Passkey(None) => (None, "passkey"),
+        };
+        let mut result = decide(
+            ip_locked,
+            Some(&user),
+            identity.as_ref(),
+            amr.is_some(),
+            now,
+        );
+        if result == LoginResult::BadCredentials {
+            result = LoginResult::BadSecondFactor;
+        }
+        outcome.result = result;
+        let hash = challenge.token_hash.clone();
+        match (result, amr) {
+            (LoginResult::BadSecondFactor, _) => {
+                let audit = login_audit::decided(&attempt, Some(&user), result);
+                self.count_failure(&attempt, Some(&user), config, now, audit, &mut outcome)
+                    .await?;
+                if outcome.new_lockouts.contains(&"account") {
+                    self.close_challenge(hash, now).await?;
+                } else {
+                    // Still waiting: the same challenge may be answered again.
+                    outcome.challenge = Some(step.challenge);
+                }
+            }
+            (LoginResult::Success, Some(method)) => {
+                self.close_challenge(hash, now).await?;
+                let amr = Amr::PWD.with(method);
+                let audit = login_audit::succeeded(&attempt, &user, amr, via);
+                outcome.session = Some(self.succeed(&user, audit, now, absolute, amr).await?);
+            }
+            _ => {
+                self.close_challenge(hash, now).await?;
+                let audit = login_audit::decided(&attempt, Some(&user), result);
+                self.append_audit(audit, now).await?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn close_challenge(&self, hash: String, now: i64) -> Result<(), LoginError> {
+        self.sessions
+            .directory()
+            .call(move |s| async move { s.delete_challenge(&hash, now).await })
+            .await?;
+        Ok(())
     }
 
     /// Audit a login form refused before its credentials were looked at (`reason`, e.g.
@@ -176,6 +358,7 @@ impl LoginService {
         audit: AuditEntry,
         now: i64,
         absolute: Duration,
+        amr: Amr,
     ) -> Result<NewSession, LoginError> {
         let id = user.id.clone();
         self.sessions
@@ -183,7 +366,7 @@ impl LoginService {
             .call(move |s| async move { s.record_login_success(&id, now, &audit).await })
             .await?;
         self.sessions.directory().invalidate_user(&user.id);
-        Ok(self.sessions.create(&user.id, absolute).await?)
+        Ok(self.sessions.create(&user.id, amr, absolute).await?)
     }
 
     /// The password could not be checked (hashing saturated, or a stored hash argon2
@@ -332,10 +515,12 @@ mod tests {
                 name: "Acme".into(),
                 org_type: "reseller".into(),
                 status: org,
+                mfa_required: false,
             },
             roles: vec![],
             permissions: vec![],
             grants: vec![],
+            second_factors: 0,
         }
     }
 

@@ -3,8 +3,10 @@
 //! which request, and why it failed — never the password.
 
 use crate::directory::audit::{
-    AuditEntry, AuditOutcome, ACTION_LOGIN_FAILURE, ACTION_LOGIN_SUCCESS, ACTOR_ANONYMOUS,
+    AuditEntry, AuditOutcome, ACTION_LOGIN_FAILURE, ACTION_LOGIN_PASSWORD_OK, ACTION_LOGIN_SUCCESS,
+    ACTOR_ANONYMOUS,
 };
+use crate::directory::Amr;
 use crate::directory::UserRecord;
 
 use super::attempt::{normalized_email, LoginAttempt, LoginResult};
@@ -17,8 +19,20 @@ pub fn decided(
 ) -> AuditEntry {
     match result {
         LoginResult::Success => entry(attempt, user, AuditOutcome::Ok, None),
+        LoginResult::SecondFactorRequired => {
+            let mut e = entry(attempt, user, AuditOutcome::Ok, Some(result.as_str()));
+            e.action = ACTION_LOGIN_PASSWORD_OK.to_string();
+            e
+        }
         other => entry(attempt, user, AuditOutcome::Denied, Some(other.as_str())),
     }
+}
+
+/// The record of a successful sign-in, saying how the user authenticated (`amr`).
+pub fn succeeded(attempt: &LoginAttempt, user: &UserRecord, amr: Amr, via: &str) -> AuditEntry {
+    let mut e = entry(attempt, Some(user), AuditOutcome::Ok, None);
+    e.after = Some(serde_json::json!({ "amr": amr.names(), "second_factor": via }));
+    e
 }
 
 /// The record of an attempt that ended before a decision: refused (`csrf`) or failed

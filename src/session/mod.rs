@@ -15,10 +15,10 @@ use std::time::Duration;
 use moka::sync::Cache;
 
 use crate::clock::Clock;
-use crate::directory::{Directory, SessionRecord, StoreResult, Timestamp, TOUCH_EVERY};
+use crate::directory::{Amr, Directory, SessionRecord, StoreResult, Timestamp, TOUCH_EVERY};
 
 pub use attempt::{LoginAttempt, LoginResult};
-pub use login::{IpLockouts, LoginError, LoginOutcome, LoginService};
+pub use login::{IpLockouts, LoginError, LoginOutcome, LoginService, Proof, SecondStep};
 pub use token::{hash_token, new_token, token_shape_ok};
 
 /// A session known to this instance.
@@ -29,6 +29,8 @@ pub struct LiveSession {
     pub created_at: Timestamp,
     /// Absolute expiry.
     pub expires_at: Timestamp,
+    /// How the user authenticated when the session began (at `created_at`).
+    pub amr: Amr,
     last_seen: AtomicI64,
     flushed: AtomicI64,
 }
@@ -42,6 +44,7 @@ impl LiveSession {
             user_id: r.user_id,
             created_at: r.created_at,
             expires_at: r.expires_at,
+            amr: r.amr,
         }
     }
 
@@ -204,8 +207,14 @@ impl Sessions {
         Ok(self.load(id_hash).await?.is_some())
     }
 
-    /// Start a session for `user_id` (a new random token every time).
-    pub async fn create(&self, user_id: &str, absolute: Duration) -> StoreResult<NewSession> {
+    /// Start a session for `user_id`, authenticated by `amr` now (a new random token every
+    /// time).
+    pub async fn create(
+        &self,
+        user_id: &str,
+        amr: Amr,
+        absolute: Duration,
+    ) -> StoreResult<NewSession> {
         let token = new_token();
         let now = self.clock.now();
         let record = SessionRecord {
@@ -214,6 +223,7 @@ impl Sessions {
             created_at: now,
             last_seen_at: now,
             expires_at: now + absolute.as_secs() as i64,
+            amr,
         };
         let insert = record.clone();
         self.directory
@@ -237,6 +247,38 @@ impl Sessions {
         self.directory
             .call(move |s| async move { s.delete_session(&id_hash).await })
             .await
+    }
+
+    /// The user's sessions, newest first (the account page).
+    pub async fn of_user(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
+        let id = user_id.to_string();
+        let now = self.clock.now();
+        let mut list = self
+            .directory
+            .call(move |s| async move { s.user_sessions(&id).await })
+            .await?;
+        list.retain(|s| s.expires_at > now);
+        list.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(list)
+    }
+
+    /// End one session of the user, by its `id_hash` (the account page): false when the
+    /// user has no such session.
+    pub async fn end_of_user(&self, user_id: &str, id_hash: &str) -> StoreResult<bool> {
+        let mine = self
+            .of_user(user_id)
+            .await?
+            .into_iter()
+            .any(|s| s.id_hash == id_hash);
+        if !mine {
+            return Ok(false);
+        }
+        self.cache.invalidate(id_hash);
+        let key = id_hash.to_string();
+        self.directory
+            .call(move |s| async move { s.delete_session(&key).await })
+            .await?;
+        Ok(true)
     }
 
     /// End every session of a user (suspension, log out everywhere).

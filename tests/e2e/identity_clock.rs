@@ -51,7 +51,11 @@ async fn idle_and_absolute_expiry(url: &str) {
     let idle = Duration::from_secs(30 * MIN as u64);
     let bob = user_id(&sessions, "bob@acme.example").await;
     let s = sessions
-        .create(&bob, Duration::from_secs(120 * MIN as u64))
+        .create(
+            &bob,
+            partnergate::directory::Amr::PWD,
+            Duration::from_secs(120 * MIN as u64),
+        )
         .await
         .unwrap();
     clock.advance(10 * MIN);
@@ -72,7 +76,11 @@ async fn idle_and_absolute_expiry(url: &str) {
 
     // Kept alive by activity, the session still ends at the absolute timeout.
     let s = sessions
-        .create(&bob, Duration::from_secs(60 * MIN as u64))
+        .create(
+            &bob,
+            partnergate::directory::Amr::PWD,
+            Duration::from_secs(60 * MIN as u64),
+        )
         .await
         .unwrap();
     for _ in 0..2 {
@@ -109,7 +117,11 @@ async fn activity_is_written_at_most_once_a_minute_and_survives_a_cold_cache() {
     let idle = Duration::from_secs(30 * MIN as u64);
     let bob = user_id(&sessions, "bob@acme.example").await;
     let s = sessions
-        .create(&bob, Duration::from_secs(600 * MIN as u64))
+        .create(
+            &bob,
+            partnergate::directory::Amr::PWD,
+            Duration::from_secs(600 * MIN as u64),
+        )
         .await
         .unwrap();
     clock.advance(25 * MIN);

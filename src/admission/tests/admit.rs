@@ -104,6 +104,7 @@ fn identity(
             name: org.to_uppercase(),
             org_type: "reseller".into(),
             status: org_status,
+            mfa_required: false,
         },
         roles: vec![role.into()],
         permissions: vec![],
@@ -119,6 +120,7 @@ fn identity(
                 expires_at: Some(NOW - 1),
             },
         ],
+        second_factors: 0,
     }
 }
 
@@ -192,6 +194,7 @@ impl Identify for Fixed {
             Who::User(identity) => Ok(Caller {
                 via: Via::Assumed,
                 entry: Arc::new(CachedIdentity::new(identity.clone(), 0)),
+                strength: Default::default(),
             }),
         }
     }

@@ -147,7 +147,11 @@ hmac_secret_file = "{}"
     async fn session_of(&self, email: &str) -> String {
         let id = self.user_id(email).await;
         let absolute = Duration::from_secs(ABSOLUTE as u64);
-        self.sessions.create(&id, absolute).await.unwrap().token
+        self.sessions
+            .create(&id, crate::directory::Amr::PWD, absolute)
+            .await
+            .unwrap()
+            .token
     }
 
     /// A token of the configured issuer naming `user` (an email or a user id).
@@ -503,7 +507,7 @@ async fn a_user_the_directory_does_not_have_is_unknown_user() {
     let alice = env.user_id("alice@acme.example").await;
     let live = env
         .sessions
-        .create(&alice, Duration::from_secs(60))
+        .create(&alice, crate::directory::Amr::PWD, Duration::from_secs(60))
         .await
         .unwrap()
         .session;
@@ -513,6 +517,7 @@ async fn a_user_the_directory_does_not_have_is_unknown_user() {
             .resolve(Principal {
                 user_id: "u-gone".into(),
                 via,
+                strength: Default::default(),
             })
             .await;
         assert!(

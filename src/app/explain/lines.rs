@@ -179,6 +179,25 @@ pub(super) fn rule_line(
             &verdict,
         ),
         Rule::Account => account_detail(route, req, identity, &verdict),
+        Rule::Mfa if !route.require_mfa => "not set: any sign-in".into(),
+        Rule::Mfa => {
+            let how = if req.strength.amr.is_multi_factor() {
+                "with a second factor"
+            } else {
+                "with a password only"
+            };
+            format!(
+                "require_mfa = true: signed in {how} (assumed; --mfa to assume one) → {verdict}"
+            )
+        }
+        Rule::AuthAge => match (route.max_auth_age, req.strength.auth_time) {
+            (None, _) => "not set: any sign-in age".into(),
+            (Some(age), t) => format!(
+                "max_auth_age = {}: signed in {}s ago (assumed; --auth-age to change) → {verdict}",
+                humantime::format_duration(age),
+                t.map_or(0, |t| req.now - t)
+            ),
+        },
     };
     RuleLine {
         rule: rule.as_str(),

@@ -19,7 +19,7 @@ use crate::config::{AuthMode, Config, Mode, RateSpec, RouteConfig};
 use crate::directory::{CachedIdentity, Timestamp};
 use crate::metrics::Metrics;
 use crate::policy::decide::{self as policy, Request, Rule};
-use crate::policy::{DenyReason, Verdict};
+use crate::policy::{AuthStrength, DenyReason, Verdict};
 use crate::ratelimit::{RateLimits, Verdict as LimitVerdict};
 
 use super::lines::{
@@ -36,6 +36,7 @@ const CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(19
 struct Assumed<'a> {
     who: &'a Who,
     now: Timestamp,
+    strength: AuthStrength,
 }
 
 impl Identify for Assumed<'_> {
@@ -53,6 +54,7 @@ impl Identify for Assumed<'_> {
             Who::Known(identity) => Ok(Caller {
                 via: Via::Assumed,
                 entry: Arc::new(CachedIdentity::new((**identity).clone(), 0)),
+                strength: self.strength,
             }),
         }
     }
@@ -78,6 +80,7 @@ fn admit(
     target: &Target,
     who: &Who,
     now: Timestamp,
+    strength: AuthStrength,
     browser: bool,
 ) -> (Result<Admission, Refused>, Vec<(LimitScope, RateSpec)>) {
     let head = target.head(browser);
@@ -86,7 +89,7 @@ fn admit(
         ..Connection::default()
     };
     let noted = Noted::default();
-    let assumed = Assumed { who, now };
+    let assumed = Assumed { who, now, strength };
     // Nothing awaited here ever waits: the identity is known and the limits only note.
     let outcome =
         futures::executor::block_on(admission::admit(&head, &conn, rules, &assumed, &noted));
@@ -94,11 +97,30 @@ fn admit(
     (outcome, limits)
 }
 
-/// Explain `target` from `who` at `now` under `config`.
+/// Explain `target` from `who` at `now` under `config`, the user taken as signed in just
+/// now with a password only.
+#[cfg(test)]
 pub fn explain(config: &Arc<Config>, target: &Target, who: &Who, now: Timestamp) -> Explanation {
+    let strength = AuthStrength {
+        amr: crate::directory::Amr::PWD,
+        auth_time: Some(now),
+    };
+    explain_with(config, target, who, now, strength)
+}
+
+/// [`explain`] with the sign-in assumed to have been as `strength` says (`--mfa`,
+/// `--auth-age`).
+pub fn explain_with(
+    config: &Arc<Config>,
+    target: &Target,
+    who: &Who,
+    now: Timestamp,
+    strength: AuthStrength,
+) -> Explanation {
+    let assumed_strength = strength;
     let limits = RateLimits::build(config, None, None);
     let rules = Rules::new(Arc::clone(config), limits, &Metrics::new());
-    let (outcome, noted) = admit(&rules, target, who, now, false);
+    let (outcome, noted) = admit(&rules, target, who, now, strength, false);
     let mut e = Explanation {
         request: RequestView {
             method: target.method.to_string(),
@@ -180,6 +202,7 @@ pub fn explain(config: &Arc<Config>, target: &Target, who: &Who, now: Timestamp)
         method: &target.method,
         account: account.as_deref(),
         now,
+        strength: assumed_strength,
     };
     e.rules = Rule::ORDER
         .iter()
@@ -221,7 +244,7 @@ pub fn explain(config: &Arc<Config>, target: &Target, who: &Who, now: Timestamp)
             config_route,
             refused,
             || {
-                let (browser, _) = admit(&rules, target, who, now, true);
+                let (browser, _) = admit(&rules, target, who, now, assumed_strength, true);
                 browser.err().map(|r| r.rejection.status)
             },
             &target.method,

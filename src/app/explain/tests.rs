@@ -100,6 +100,7 @@ fn bob() -> Identity {
             name: "Acme Resellers".into(),
             org_type: "reseller".into(),
             status: OrgStatus::Active,
+            mfa_required: false,
         },
         roles: vec!["partner-user".into()],
         permissions: vec!["dashboard:view".into(), "reports:view".into()],
@@ -108,6 +109,7 @@ fn bob() -> Identity {
             grant("client-77", AccountLevel::Admin, None),
             grant("client-90", AccountLevel::Standard, Some(NOW - 60)),
         ],
+        second_factors: 0,
     }
 }
 
@@ -120,6 +122,7 @@ fn owner() -> Identity {
         name: "Northwind".into(),
         org_type: "owner".into(),
         status: OrgStatus::Active,
+        mfa_required: false,
     };
     id.roles = vec!["owner-admin".into()];
     id.grants = Vec::new();

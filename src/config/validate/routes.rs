@@ -180,6 +180,23 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
             );
         }
     }
+    let require_mfa = f.require_mfa.unwrap_or(false);
+    if require_mfa && auth == AuthMode::None {
+        v.problem(
+            format!("{key}.require_mfa"),
+            "needs an identity, but the route has auth = \"none\"",
+        );
+    }
+    let max_auth_age = f.max_auth_age.as_deref().map(|raw| {
+        let age_key = format!("{key}.max_auth_age");
+        if auth == AuthMode::None {
+            v.problem(
+                age_key.clone(),
+                "needs an identity, but the route has auth = \"none\"",
+            );
+        }
+        v.duration(&age_key, Some(raw), std::time::Duration::from_secs(900))
+    });
     RouteConfig {
         name: f.name,
         host,
@@ -195,6 +212,8 @@ fn route(v: &mut Validator, key: &str, f: RouteFile, upstreams: &[UpstreamConfig
         rate_limit,
         strip_prefix: f.strip_prefix.filter(|s| s != "/"),
         websocket: f.websocket.unwrap_or(false),
+        require_mfa,
+        max_auth_age,
     }
 }
 

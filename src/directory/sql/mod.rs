@@ -19,6 +19,8 @@ mod changes_impl;
 #[macro_use]
 mod export_impl;
 #[macro_use]
+mod factors_impl;
+#[macro_use]
 mod import_impl;
 #[macro_use]
 mod lifecycle_impl;
@@ -29,6 +31,7 @@ mod store_impl;
 #[macro_use]
 mod usage_impl;
 
+mod factor_queries;
 mod lifecycle_queries;
 mod plan;
 mod postgres;
@@ -65,6 +68,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "usage",
         include_str!("../../../migrations/0005_usage.sql"),
+    ),
+    (
+        7,
+        "factors",
+        include_str!("../../../migrations/0007_factors.sql"),
     ),
 ];
 

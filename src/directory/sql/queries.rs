@@ -5,7 +5,8 @@
 pub const PING: &str = "SELECT 1";
 
 pub const IDENTITY_USER: &str =
-    "SELECT u.id, u.email, u.status, o.id, o.name, o.org_type, o.status \
+    "SELECT u.id, u.email, u.status, o.id, o.name, o.org_type, o.status, o.mfa_required, \
+     (SELECT COUNT(*) FROM factors f WHERE f.user_id = u.id) \
      FROM users u JOIN orgs o ON o.id = u.org_id WHERE u.id = $1";
 
 pub const USER_ROLES: &str = "SELECT role FROM user_roles WHERE user_id = $1";
@@ -31,10 +32,14 @@ pub const TOUCH_USER: &str = "UPDATE users SET last_seen_at = $2 \
      WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at < $2)";
 
 pub const INSERT_SESSION: &str = "INSERT INTO sessions \
-     (id_hash, user_id, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
+     (id_hash, user_id, created_at, last_seen_at, expires_at, amr) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
 
-pub const SESSION: &str = "SELECT id_hash, user_id, created_at, last_seen_at, expires_at \
+pub const SESSION: &str = "SELECT id_hash, user_id, created_at, last_seen_at, expires_at, amr \
      FROM sessions WHERE id_hash = $1";
+
+pub const USER_SESSIONS: &str = "SELECT id_hash, user_id, created_at, last_seen_at, \
+     expires_at, amr FROM sessions WHERE user_id = $1";
 
 pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE id_hash = $1";
 

@@ -26,7 +26,7 @@ macro_rules! sql_store {
             use $crate::directory::changes::{Change, ChangeTarget, StatusChange};
             use $crate::directory::data::{DirectoryData, ImportCounts};
             use $crate::directory::model::{
-                AccountGrant, DirectoryStats, Identity, OrgRef, OrgStatus, SessionRecord,
+                AccountGrant, Amr, DirectoryStats, Identity, OrgRef, OrgStatus, SessionRecord,
                 Timestamp, UserRecord, UserStatus,
             };
             use $crate::directory::review::{ReviewParams, ReviewRow};
@@ -54,7 +54,9 @@ macro_rules! sql_store {
                         name: row.try_get(4)?,
                         org_type: row.try_get(5)?,
                         status: rows::org_status(row.try_get(6)?)?,
+                        mfa_required: row.try_get::<i64, _>(7)? != 0,
                     };
+                    let factors: i64 = row.try_get(8)?;
                     Ok(Identity {
                         user_id: row.try_get(0)?,
                         email: row.try_get(1)?,
@@ -63,6 +65,7 @@ macro_rules! sql_store {
                         roles: Vec::new(),
                         permissions: Vec::new(),
                         grants: Vec::new(),
+                        second_factors: rows::count_u32("factors", factors)?,
                     })
                 }
 
@@ -110,6 +113,7 @@ macro_rules! sql_store {
                         created_at: row.try_get(2)?,
                         last_seen_at: row.try_get(3)?,
                         expires_at: row.try_get(4)?,
+                        amr: Amr::parse(row.try_get(5)?),
                     })
                 }
 
@@ -233,6 +237,7 @@ macro_rules! sql_store {
                         .bind(s.created_at)
                         .bind(s.last_seen_at)
                         .bind(s.expires_at)
+                        .bind(s.amr.stored())
                         .execute(&self.pool)
                         .await?;
                     Ok(())
@@ -244,6 +249,14 @@ macro_rules! sql_store {
                         .fetch_optional(&self.pool)
                         .await?;
                     row.as_ref().map(Self::session_record).transpose()
+                }
+
+                async fn user_sessions(&self, user_id: &str) -> StoreResult<Vec<SessionRecord>> {
+                    let rows = sqlx::query(q::USER_SESSIONS)
+                        .bind(user_id)
+                        .fetch_all(&self.pool)
+                        .await?;
+                    rows.iter().map(Self::session_record).collect()
                 }
 
                 async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
@@ -403,5 +416,6 @@ macro_rules! sql_store {
         sql_changes!($store, $db);
         sql_lifecycle!($store, $db);
         sql_usage!($store, $db);
+        sql_factors!($store, $db);
     };
 }

@@ -99,6 +99,7 @@ fn session(id_hash: &str, user_id: &str, expires_at: Timestamp) -> SessionRecord
         created_at: 100,
         last_seen_at: 100,
         expires_at,
+        amr: crate::directory::Amr::PWD,
     }
 }
 

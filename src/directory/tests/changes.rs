@@ -22,6 +22,7 @@ async fn session(store: &dyn Store, id_hash: &str, user_id: &str) {
         created_at: 1_000,
         last_seen_at: 1_000,
         expires_at: 99_999,
+        amr: crate::directory::Amr::PWD,
     };
     store.insert_session(&record).await.expect("session");
 }

@@ -186,6 +186,7 @@ async fn identity_resolves_roles_permissions_and_grants() {
                 name: "Acme Resellers".into(),
                 org_type: "reseller".into(),
                 status: OrgStatus::Active,
+                mfa_required: false,
             },
             roles: vec!["partner-admin".into(), "partner-user".into()],
             permissions: vec![
@@ -205,6 +206,7 @@ async fn identity_resolves_roles_permissions_and_grants() {
                     expires_at: None,
                 },
             ],
+            second_factors: 0,
         };
         assert_eq!(identity, expected);
         assert!(identity.is_usable());

@@ -176,6 +176,8 @@ fn account_route(level: AccountLevel) -> RouteConfig {
         rate_limit: None,
         strip_prefix: None,
         websocket: false,
+        require_mfa: false,
+        max_auth_age: None,
     }
 }
 
@@ -209,6 +211,7 @@ async fn a_temporary_grant_denies_after_expiry_and_the_sweep_removes_it() {
                 method: &Method::POST,
                 account: Some("client-42"),
                 now,
+                strength: Default::default(),
             };
             decide(&route, &req, Some(&identity))
         };

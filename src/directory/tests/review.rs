@@ -202,6 +202,7 @@ async fn sweep_disables_exactly_the_inactive_users_with_one_audit_record_each() 
             created_at: 2_000,
             last_seen_at: 2_000,
             expires_at: i64::MAX,
+            amr: crate::directory::Amr::PWD,
         };
         store.insert_session(&session).await.expect("session");
         let head = store

@@ -34,6 +34,8 @@ fn alice() -> AssertionClaims {
         roles: vec!["partner-admin".into(), "partner-user".into()],
         account: None,
         account_permission: None,
+        amr: vec![],
+        auth_time: None,
         generation: 7,
     }
 }

@@ -23,6 +23,8 @@ fn route(auth: AuthMode) -> RouteConfig {
         rate_limit: None,
         strip_prefix: None,
         websocket: false,
+        require_mfa: false,
+        max_auth_age: None,
     }
 }
 
@@ -42,6 +44,7 @@ fn bob() -> Identity {
             name: "Acme".into(),
             org_type: "reseller".into(),
             status: OrgStatus::Active,
+            mfa_required: false,
         },
         roles: strings(&["partner-user"]),
         permissions: strings(&["deals:view", "reports:view"]),
@@ -67,6 +70,7 @@ fn bob() -> Identity {
                 expires_at: Some(NOW - 1),
             },
         ],
+        second_factors: 0,
     }
 }
 
@@ -86,6 +90,7 @@ fn req<'a>(method: &'a Method, account: Option<&'a str>) -> Request<'a> {
         method,
         account,
         now: NOW,
+        strength: Default::default(),
     }
 }
 
@@ -98,6 +103,7 @@ fn every_rule_and_reason() {
     let delete = Method::DELETE;
     let suspended_user = Identity {
         status: UserStatus::Suspended,
+        second_factors: 0,
         ..bob()
     };
     let mut suspended_org = bob();
@@ -318,6 +324,7 @@ fn every_rule_and_reason() {
             None,
             Identity {
                 status: UserStatus::Disabled,
+                second_factors: 0,
                 ..bob()
             },
             Decision::Deny(UserInactive),

@@ -146,6 +146,7 @@ impl ApiRequest {
             method: &op.method,
             account: None,
             now,
+            strength: Default::default(),
         };
         match decide(&route, &request, Some(caller.identity())) {
             Decision::Allow => Ok(caller),

@@ -49,6 +49,8 @@ impl Op {
             rate_limit: None,
             strip_prefix: None,
             websocket: false,
+            require_mfa: false,
+            max_auth_age: None,
         }
     }
 }
