@@ -30,6 +30,8 @@ pub struct OrgDetail {
     pub created_at: Timestamp,
     /// Users that take a seat: every status except `disabled`.
     pub seats_used: u32,
+    /// `mfa = "required"`: every member signs in with a second factor.
+    pub mfa_required: bool,
 }
 
 impl OrgDetail {
@@ -52,6 +54,7 @@ impl OrgDetail {
             "contact_email": self.contact_email,
             "created_at": self.created_at,
             "seats_used": self.seats_used,
+            "mfa": if self.mfa_required { "required" } else { "optional" },
         })
     }
 }
@@ -78,6 +81,8 @@ pub struct OrgPatch {
     /// `Some(None)`: any role; `Some(Some(list))`: only these.
     pub allowed_roles: Option<Option<Vec<String>>>,
     pub max_grant_ttl: Option<Option<i64>>,
+    /// `Some(true)`: `mfa = "required"`.
+    pub mfa_required: Option<bool>,
 }
 
 /// An invitation to write: the invited user is created (or refreshed) in the same

@@ -34,6 +34,7 @@ fn org(id: &str, allowed: Option<&[&str]>, max_grant_ttl: Option<i64>) -> OrgDet
         contact_email: None,
         created_at: 0,
         seats_used: 1,
+        mfa_required: false,
     }
 }
 

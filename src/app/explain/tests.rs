@@ -226,6 +226,8 @@ fn allowed_request_is_forwarded_with_both_limits() {
             "allow_roles=n/a",
             "allow_permissions=pass",
             "account_permission=n/a",
+            "require_mfa=n/a",
+            "max_auth_age=n/a",
         ]
     );
     let routes: Vec<_> = e
@@ -302,6 +304,8 @@ fn every_rule_is_evaluated_and_the_first_failure_decides() {
             "allow_roles=n/a",
             "allow_permissions=n/a",
             "account_permission=n/a",
+            "require_mfa=n/a",
+            "max_auth_age=n/a",
         ]
     );
 }
@@ -318,7 +322,11 @@ fn account_levels_and_expired_grants() {
         e.route.as_ref().unwrap().account.as_deref(),
         Some("client-42")
     );
-    let account = e.rules.last().unwrap();
+    let account = e
+        .rules
+        .iter()
+        .find(|r| r.rule == "account_permission")
+        .unwrap();
     assert_eq!(
         account.detail,
         "needs view on client-42: user has view → pass"
@@ -328,7 +336,11 @@ fn account_levels_and_expired_grants() {
     assert_eq!((e.decision, e.reason), ("deny", Some("account_grant")));
     assert_eq!(e.route.as_ref().unwrap().name, "client-edit");
     assert_eq!(
-        e.rules.last().unwrap().detail,
+        e.rules
+            .iter()
+            .find(|r| r.rule == "account_permission")
+            .unwrap()
+            .detail,
         "needs admin on client-42: user has view → fail (account_grant)"
     );
 
@@ -339,12 +351,17 @@ fn account_levels_and_expired_grants() {
     assert_eq!((e.decision, e.reason), ("deny", Some("grant_expired")));
     assert!(
         e.rules
-            .last()
+            .iter()
+            .find(|r| r.rule == "account_permission")
             .unwrap()
             .detail
             .contains("expired at 2027-01-15T07:59:00Z"),
         "{}",
-        e.rules.last().unwrap().detail
+        e.rules
+            .iter()
+            .find(|r| r.rule == "account_permission")
+            .unwrap()
+            .detail
     );
     let grants = &e.identity.as_ref().unwrap().grants;
     assert!(grants.iter().any(|g| g.account == "client-90" && g.expired));
@@ -353,7 +370,13 @@ fn account_levels_and_expired_grants() {
         .any(|g| g.account == "client-42" && !g.expired));
 
     let e = run(Method::GET, "/clients/client-99/", &bob);
-    assert!(e.rules.last().unwrap().detail.contains("no grant on it"));
+    assert!(e
+        .rules
+        .iter()
+        .find(|r| r.rule == "account_permission")
+        .unwrap()
+        .detail
+        .contains("no grant on it"));
 }
 
 #[test]

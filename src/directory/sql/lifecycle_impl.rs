@@ -41,6 +41,7 @@ macro_rules! sql_lifecycle {
                     created_at: row.try_get(7)?,
                     allowed_roles: (restricted != 0).then(|| roles.unwrap_or_default()),
                     seats_used: rows::count_u32("seats", seats)?,
+                    mfa_required: row.try_get::<i64, _>(10)? != 0,
                 })
             }
 
@@ -306,6 +307,7 @@ macro_rules! sql_lifecycle {
                     let name = patch.name.clone().unwrap_or_else(|| before.name.clone());
                     let max_users = patch.max_users.unwrap_or(before.max_users);
                     let max_grant_ttl = patch.max_grant_ttl.unwrap_or(before.max_grant_ttl);
+                    let mfa_required = patch.mfa_required.unwrap_or(before.mfa_required);
                     let allowed = match &patch.allowed_roles {
                         Some(a) => a.clone(),
                         None => before.allowed_roles.clone(),
@@ -316,6 +318,7 @@ macro_rules! sql_lifecycle {
                         .bind(max_users.map(i64::from))
                         .bind(max_grant_ttl)
                         .bind(i64::from(allowed.is_some()))
+                        .bind(i64::from(mfa_required))
                         .execute(&mut *tx)
                         .await?;
                     if patch.allowed_roles.is_some() {

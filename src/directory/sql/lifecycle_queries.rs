@@ -6,7 +6,8 @@ macro_rules! org_detail {
     () => {
         "SELECT o.id, o.name, o.org_type, o.status, o.max_users, o.max_grant_ttl, \
          o.contact_email, o.created_at, o.roles_restricted, \
-         (SELECT COUNT(*) FROM users u WHERE u.org_id = o.id AND u.status <> 'disabled') \
+         (SELECT COUNT(*) FROM users u WHERE u.org_id = o.id AND u.status <> 'disabled'), \
+         o.mfa_required \
          FROM orgs o"
     };
 }
@@ -25,7 +26,7 @@ pub const INSERT_ORG: &str = "INSERT INTO orgs (id, name, org_type, status, max_
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
 
 pub const UPDATE_ORG: &str = "UPDATE orgs SET name = $2, max_users = $3, max_grant_ttl = $4, \
-     roles_restricted = $5 WHERE id = $1";
+     roles_restricted = $5, mfa_required = $6 WHERE id = $1";
 
 pub const CLEAR_ORG_ROLES: &str = "DELETE FROM org_roles WHERE org_id = $1";
 pub const INSERT_ORG_ROLE: &str = "INSERT INTO org_roles (org_id, role) VALUES ($1, $2)";

@@ -70,6 +70,7 @@ pub fn router() -> Router {
             get(users::get).patch(users::update).delete(users::remove),
         )
         .route("/users/{user}/{action}", post(users::status))
+        .route("/users/{user}/factors/reset", post(users::reset_factors))
         .route("/users/{user}/grants", get(grants::list))
         .route(
             "/users/{user}/grants/{account}",

@@ -196,6 +196,7 @@ fn schemas() -> Value {
                 "max_users": { "type": "integer", "minimum": 0, "nullable": true },
                 "allowed_roles": { "type": "array", "items": { "type": "string" }, "nullable": true },
                 "max_grant_ttl": { "type": "string", "nullable": true },
+                "mfa": { "type": "string", "enum": ["required", "optional"] },
             },
         },
         "OrgAction": {

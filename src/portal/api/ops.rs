@@ -194,6 +194,8 @@ op!(
 );
 op!(USER_STATUS, "setUserStatus", POST, "/users/{user}/{action}", USERS, false, "user.status", 200, None,
     "suspend | reactivate a user: effective on the next request on every instance (suspension ends every session of the user)");
+op!(USER_FACTORS_RESET, "resetUserFactors", POST, "/users/{user}/factors/reset", USERS, false, "factor.reset", 200, None,
+    "Remove every second factor and recovery code of a user (a lost phone): they sign in with their password and enrol again");
 op!(
     GRANTS_LIST,
     "listGrants",
@@ -313,6 +315,7 @@ pub static OPS: &[&Op] = &[
     &USER_UPDATE,
     &USER_REMOVE,
     &USER_STATUS,
+    &USER_FACTORS_RESET,
     &GRANTS_LIST,
     &GRANT_PUT,
     &GRANT_REVOKE,

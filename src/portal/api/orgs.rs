@@ -192,6 +192,9 @@ fn org_patch(fields: &Map<String, Value>) -> Result<OrgPatch, String> {
                     a.iter().map(|r| r.as_str().map(str::to_string)).collect();
                 patch.allowed_roles = Some(Some(roles.ok_or("allowed_roles must be role names")?));
             }
+            ("mfa", Value::String(s)) if s == "required" || s == "optional" => {
+                patch.mfa_required = Some(s == "required")
+            }
             ("max_grant_ttl", Value::Null) => patch.max_grant_ttl = Some(None),
             ("max_grant_ttl", Value::String(s)) => patch.max_grant_ttl = Some(Some(parse_ttl(s)?)),
             (key, _) => return Err(format!("{key}: unknown field or wrong type")),

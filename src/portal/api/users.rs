@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::directory::{Identity, ReviewParams, UserStatus};
+use crate::directory::{FactorOverview, FactorSummary, Identity, ReviewParams, UserStatus};
 use crate::lifecycle::RoleProblem;
 
 use super::scope::{org_in_scope, user_in_scope, user_to_manage};
@@ -42,6 +42,8 @@ pub fn identity_json(id: &Identity) -> Value {
         "roles": id.roles,
         "permissions": id.permissions,
         "grants": grants,
+        "second_factors": id.second_factors,
+        "org_mfa": if id.org.mfa_required { "required" } else { "optional" },
     })
 }
 
@@ -70,7 +72,43 @@ pub fn review_params(caller: &Caller) -> ReviewParams {
 pub async fn get(req: ApiRequest, Path(user_id): Path<String>) -> ApiResult {
     let caller = req.authorize(&ops::USER_GET).await?;
     let identity = user_in_scope(&caller, &user_id).await?;
-    Ok(caller.ok(StatusCode::OK, identity_json(&identity)))
+    let store = caller.state.sessions().directory().store().clone();
+    let factors = store.factors(&user_id).await.answer(&caller)?;
+    let left = store.recovery_codes_left(&user_id).await.answer(&caller)?;
+    let overview = FactorOverview {
+        factors: factors.iter().map(FactorSummary::from).collect(),
+        recovery_codes_left: left,
+    };
+    let mut body = identity_json(&identity);
+    body["factors"] = json!(overview);
+    Ok(caller.ok(StatusCode::OK, body))
+}
+
+/// An admin (owner, or a delegated admin within their bounds) removes a user's second
+/// factors and recovery codes: the user signs in with the password and enrols again.
+pub async fn reset_factors(req: ApiRequest, Path(user_id): Path<String>) -> ApiResult {
+    let caller = req.authorize(&ops::USER_FACTORS_RESET).await?;
+    let identity = user_to_manage(&caller, &user_id).await?;
+    let target = format!("user:{user_id}");
+    let org = Some(identity.org.id.clone());
+    let store = caller.state.sessions().directory().store().clone();
+    let before = json!({ "second_factors": identity.second_factors });
+    let audit = caller.actor().entry(
+        "factor.reset",
+        target.clone(),
+        org.clone(),
+        before,
+        json!({}),
+    );
+    let removed = store
+        .reset_factors(&user_id, &audit, caller.now)
+        .await
+        .answer_for(&caller, &Some(target), &org)?;
+    caller.forget_user(&user_id);
+    Ok(caller.ok(
+        StatusCode::OK,
+        json!({ "user_id": user_id, "factors_removed": removed }),
+    ))
 }
 
 #[derive(Deserialize)]
