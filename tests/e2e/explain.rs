@@ -450,6 +450,8 @@ fn json_shape() {
             "allow_roles=n/a",
             "allow_permissions=n/a",
             "account_permission=pass",
+            "require_mfa=n/a",
+            "max_auth_age=n/a",
         ]
     );
     assert_eq!(
@@ -477,7 +479,7 @@ fn json_shape() {
     // A denial: the failing rule is marked, all rules are still evaluated.
     let v = explain_json(&s.config, Some(CAROL), "GET", "/reports");
     let rules = v["rules"].as_array().unwrap();
-    assert_eq!(rules.len(), 8);
+    assert_eq!(rules.len(), 10);
     let decisive: Vec<_> = rules.iter().filter(|r| r["decisive"] == true).collect();
     assert_eq!(decisive.len(), 1);
     assert_eq!(decisive[0]["rule"], "allow_permissions");
@@ -682,4 +684,72 @@ async fn explain_agrees_with_the_running_gateway() {
         checked += 1;
     }
     assert!(checked >= 15, "only {checked} cases checked");
+}
+
+/// `require_mfa` and `max_auth_age` in explain: the sign-in assumed by `--mfa` and
+/// `--auth-age`, the step-up reasons, and the status a browser would get.
+#[test]
+fn second_factor_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"[server]
+listen = "127.0.0.1:1"
+admin_listen = "127.0.0.1:2"
+public_url = "https://partners.example.com"
+
+[upstreams.portal]
+addrs = ["127.0.0.1:9"]
+
+[directory]
+url = "sqlite://{}"
+
+[[routes]]
+name = "payouts"
+path = "/payouts"
+upstream = "portal"
+require_mfa = true
+max_auth_age = "15m"
+"#,
+        dir.path().join("d.db").display()
+    );
+    let config = dir.path().join("partnergate.toml");
+    std::fs::write(&config, text).unwrap();
+    import(&config);
+    let url = "/payouts";
+    let user = "alice@acme.example";
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--user", user, "--url", url, "--json"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = explain(&config, &args);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    let v = run(&[]);
+    assert_eq!(v["decision"], "unauthenticated", "{v}");
+    assert_eq!(v["reason"], "mfa_required");
+    assert_eq!(
+        (v["status"].as_u64(), v["browser_status"].as_u64()),
+        (Some(401), Some(302))
+    );
+    let mfa = v["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "require_mfa")
+        .unwrap()
+        .clone();
+    assert_eq!(mfa["outcome"], "fail");
+    assert!(
+        mfa["detail"].as_str().unwrap().contains("password only"),
+        "{mfa}"
+    );
+
+    let v = run(&["--mfa"]);
+    assert_eq!(v["decision"], "allow", "{v}");
+
+    let v = run(&["--mfa", "--auth-age", "20m"]);
+    assert_eq!(v["reason"], "reauth_required", "{v}");
+
+    let (code, _, err) = explain(&config, &["--url", url, "--auth-age", "soon"]);
+    assert_eq!(code, 2, "{err}");
 }

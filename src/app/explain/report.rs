@@ -299,7 +299,7 @@ fn refused_by_policy(
     e.reason = Some(rejection.reason.as_str());
     e.status = Some(rejection.status);
     match rejection.reason {
-        Reason::Policy(reason) => {
+        Reason::Policy(reason) if !reason.is_step_up() => {
             e.decision = "deny";
             if route.mode == Mode::Shadow {
                 e.notes.push(format!(
