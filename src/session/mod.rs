@@ -258,7 +258,7 @@ impl Sessions {
             .call(move |s| async move { s.user_sessions(&id).await })
             .await?;
         list.retain(|s| s.expires_at > now);
-        list.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        list.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(list)
     }
 
