@@ -583,3 +583,88 @@ async fn console_in_chromium_owner_onboards_and_invites_delegated_admin_sees_own
         chromium.problems()
     );
 }
+
+/// Second factors in the console: an owner admin sees a user's factors (never a secret),
+/// resets them, and sets an org's second-factor requirement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_in_chromium_factors_and_org_mfa() {
+    let (_dir, _portal, gw) = sqlite_gateway().await;
+    let base = format!("http://{}", gw.http);
+    let mut bob = logged_in(&gw, "bob@acme.example").await;
+    let (secret, resp) = crate::mfa::enrol(&mut bob, "Bob's phone").await;
+    assert_eq!(resp.status(), 200);
+    let (_, me) = crate::mfa::api(&bob, "GET", "/me", None).await;
+    let bob_id = me["user_id"].as_str().unwrap().to_string();
+
+    let mut chromium = Chromium::launch().await;
+    let owner = chromium.new_tab().await;
+    sign_in(&mut chromium, &owner, &base, "owner@northwind.example").await;
+    chromium
+        .navigate(&owner, &format!("{base}{CONSOLE}#/users/{bob_id}"))
+        .await;
+    let row = chromium
+        .wait_for(
+            &owner,
+            "bob's factors",
+            "(() => { const r = document.querySelector('#factors-table tbody tr'); \
+             return r && [...r.querySelectorAll('td')].map(td => td.textContent); })()",
+        )
+        .await;
+    assert_eq!(row[0], "Bob's phone");
+    assert_eq!(row[1], "totp");
+    let page = chromium.run(&owner, "document.body.innerHTML").await;
+    assert!(
+        !page.as_str().unwrap().contains(&secret),
+        "no secret in the console"
+    );
+    chromium
+        .run(&owner, &click("#factors .action button.danger"))
+        .await;
+    chromium
+        .wait_for(
+            &owner,
+            "the confirmation",
+            "!!document.querySelector('#factors button.confirm')",
+        )
+        .await;
+    chromium
+        .run(&owner, &click("#factors button.confirm"))
+        .await;
+    chromium
+        .wait_for(
+            &owner,
+            "no factor left",
+            "!!document.querySelector('#factors-table-empty') && document.body.textContent.includes('Second factors reset.')",
+        )
+        .await;
+
+    // The org view: the owner requires a second factor for Acme.
+    chromium
+        .navigate(&owner, &format!("{base}{CONSOLE}#/orgs/acme"))
+        .await;
+    chromium
+        .wait_for(
+            &owner,
+            "the org's setting",
+            "(document.querySelector('#org-mfa') || {}).textContent === 'Second factor: optional'",
+        )
+        .await;
+    chromium
+        .run(
+            &owner,
+            "[...document.querySelectorAll('button')].find(b => b.textContent === 'Require a second factor').click(); true",
+        )
+        .await;
+    chromium
+        .wait_for(
+            &owner,
+            "the setting changed",
+            "(document.querySelector('#org-mfa') || {}).textContent === 'Second factor: required for every member'",
+        )
+        .await;
+    // Bob (no factor any more, his org now requires one) is sent to enrol first.
+    let (status, _) = crate::mfa::api(&bob, "GET", "/me", None).await;
+    assert_eq!(status, 401);
+    assert_eq!(bob.get("/dashboard").await.status(), 302);
+    assert!(chromium.problems().is_empty(), "{:?}", chromium.problems());
+}

@@ -78,7 +78,12 @@ fn text_after(html: &str, open: &str) -> Option<String> {
     Some(html[start..end].to_string())
 }
 
-async fn api(b: &Browser, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn api(
+    b: &Browser,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = b
         .client
         .request(method.parse().unwrap(), format!("{}{API}{path}", b.base))
@@ -97,7 +102,7 @@ async fn api(b: &Browser, method: &str, path: &str, body: Option<Value>) -> (u16
 
 /// Enrol an authenticator app on the signed-in browser: returns the secret and the first
 /// page after it (the recovery codes, or a redirect).
-async fn enrol(b: &mut Browser, name: &str) -> (String, reqwest::Response) {
+pub(crate) async fn enrol(b: &mut Browser, name: &str) -> (String, reqwest::Response) {
     let page = b.get("/.partnergate/account/mfa").await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();

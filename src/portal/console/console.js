@@ -353,10 +353,28 @@
       el('p', { class: 'crumbs' }, link('#/orgs', 'Organisations'), ' › ', org.name),
       el('h1', {}, org.name),
       el('p', { class: 'muted' }, org.id, ' · ', org.type, ' · ', badge(org.status), ' · seats used ', seats(org)),
+      mfaSetting(org),
       el('h2', {}, 'Users'), users.node,
       el('h2', {}, 'Invite a user'), inviteForm(org, roles, users, invitations),
       el('h2', {}, 'Invitations'), invitations.node,
     ];
+  }
+
+  // The org's second-factor requirement; owner admins may change it.
+  function mfaSetting(org) {
+    const required = org.mfa === 'required';
+    const text = el('span', { id: 'org-mfa' },
+      'Second factor: ', required ? 'required for every member' : 'optional');
+    const line = el('p', { class: 'muted' }, text);
+    if (can.ownOrgs() && org.id !== state.me.org) {
+      const next = required ? 'optional' : 'required';
+      add(line, ' ', action(required ? 'Make optional' : 'Require a second factor', async () => {
+        await api('PATCH', '/orgs/' + enc(org.id), { mfa: next });
+        await render();
+        flash(required ? 'A second factor is now optional.' : 'Every member now needs a second factor.');
+      }));
+    }
+    return line;
   }
 
   async function usersTable(org, list) {
@@ -472,6 +490,7 @@
       })));
       out.push(el('h2', {}, 'Roles'), rolesForm(user, org, await allRoles(), head));
     }
+    out.push(el('h2', {}, 'Second factors'), factorsBlock(user, self));
     if (can.grants()) {
       const grants = block(() => grantsTable(user, self, grants));
       await grants.reload();
@@ -479,6 +498,28 @@
       if (!self && can.users()) out.push(el('h3', {}, 'Assign a grant'), await grantForm(user, grants));
     }
     return out;
+  }
+
+  // What the user has enrolled (never a secret), and the admin's reset for a lost phone.
+  function factorsBlock(user, self) {
+    const f = user.factors || { factors: [], recovery_codes_left: 0 };
+    const rows = f.factors.map((x) => el('tr', { 'data-factor': x.id },
+      el('td', {}, x.name), el('td', {}, x.kind), el('td', {}, when(x.created_at)),
+      el('td', {}, x.last_used_at ? when(x.last_used_at) : 'never')));
+    const box = el('div', { id: 'factors' },
+      table('factors-table', ['Name', 'Kind', 'Added', 'Last used'], rows, 'No second factor.'),
+      el('p', { class: 'muted' }, 'Recovery codes left: ', String(f.recovery_codes_left),
+        user.org_mfa === 'required' ? ' · the org requires a second factor' : ''));
+    if (!self && can.users() && f.factors.length > 0) {
+      add(box, confirmed('Reset second factors',
+        'Remove every second factor and recovery code? The user signs in with the password and sets one up again.',
+        async () => {
+          await api('POST', '/users/' + enc(user.user_id) + '/factors/reset');
+          await render();
+          flash('Second factors reset.');
+        }));
+    }
+    return box;
   }
 
   function rolesForm(user, org, roles, head) {
