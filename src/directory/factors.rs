@@ -130,8 +130,9 @@ pub trait FactorStore: Send + Sync {
         now: Timestamp,
     ) -> StoreResult<bool>;
 
-    /// Remove every factor and recovery code of the user (an admin's reset); returns how
-    /// many factors there were. Audited, with a directory change for the user.
+    /// Remove every factor and recovery code of the user (an admin's reset) and end every
+    /// session of the user; returns how many factors there were. Audited, with a
+    /// directory change for the user.
     async fn reset_factors(
         &self,
         user_id: &str,

@@ -11,6 +11,8 @@ pub const DELETE_FACTOR: &str = "DELETE FROM factors WHERE user_id = $1 AND id =
 
 pub const DELETE_USER_FACTORS: &str = "DELETE FROM factors WHERE user_id = $1";
 
+pub const DELETE_USER_SESSIONS: &str = "DELETE FROM sessions WHERE user_id = $1";
+
 pub const COUNT_FACTORS: &str = "SELECT COUNT(*) FROM factors WHERE user_id = $1";
 
 /// Accepts a step only if it is later than every step accepted before: one row updated

@@ -149,8 +149,16 @@ macro_rules! sql_factors {
                         .await?;
                     Self::replace_codes_in(&mut tx, user_id, &[]).await?;
                     let removed = u32::try_from(done.rows_affected()).unwrap_or(u32::MAX);
+                    // Sessions signed in with the removed factors end too.
+                    let ended = sqlx::query(fq::DELETE_USER_SESSIONS)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
                     let mut audit = audit.clone();
-                    audit.after = Some(serde_json::json!({ "factors_removed": removed }));
+                    audit.after = Some(serde_json::json!({
+                        "factors_removed": removed, "sessions_ended": ended,
+                    }));
                     Self::factor_change_in(&mut tx, user_id, &audit, now).await?;
                     tx.commit().await?;
                     Ok(removed)
