@@ -17,6 +17,7 @@ pub mod directory;
 pub mod error;
 pub mod jwt;
 pub mod lifecycle;
+pub mod mail;
 pub mod metrics;
 pub mod mfa;
 pub mod normalize;

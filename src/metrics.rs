@@ -38,6 +38,8 @@ pub mod names {
     /// Beyond the core set: requests not counted in the usage data because the in-memory
     /// counter was at its key cap.
     pub const USAGE_DROPPED_TOTAL: &str = "partnergate_usage_dropped_total";
+    pub const MAIL_TOTAL: &str = "partnergate_mail_total";
+    pub const MAIL_OUTBOX_DEPTH: &str = "partnergate_mail_outbox_depth";
 }
 
 /// Label names used by the metrics above.
@@ -94,6 +96,8 @@ pub struct Metrics {
     pub directory_changes_applied: IntCounter,
     pub streams_closed: IntCounter,
     pub usage_dropped: IntCounter,
+    pub mail: IntCounterVec,
+    pub mail_outbox_depth: IntGauge,
     registry: Registry,
 }
 
@@ -186,8 +190,22 @@ impl Metrics {
                 names::USAGE_DROPPED_TOTAL,
                 "Requests left out of the usage data because the in-memory counter held its maximum number of keys.",
             ),
+            mail: reg.counter_vec(
+                names::MAIL_TOTAL,
+                "Mail delivery attempts by kind (invitation, password_reset, account_locked) and result (sent, retry, failed).",
+                &[KIND, RESULT],
+            ),
+            mail_outbox_depth: reg.gauge(
+                names::MAIL_OUTBOX_DEPTH,
+                "Mails in the outbox not sent yet (and not given up on).",
+            ),
             registry,
         };
+        for kind in crate::directory::MailKind::ALL {
+            for result in ["sent", "retry", "failed"] {
+                metrics.mail.with_label_values(&[kind.as_str(), result]);
+            }
+        }
         for kind in ["account", "ip"] {
             metrics.login_lockouts.with_label_values(&[kind]);
         }

@@ -59,10 +59,16 @@ pub fn build(
     ));
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
     let hasher = Arc::new(PasswordHasher::new(threads, HASH_QUEUE));
+    let mail = start_mail(config, metrics, &directory, runtime)?;
+    let mut login = LoginService::new(sessions.clone(), hasher);
+    if let Some(mail) = &mail {
+        login = login.with_mail(mail.clone());
+    }
     let state = Arc::new(PortalState {
-        login: LoginService::new(sessions.clone(), hasher),
+        login,
         metrics: LoginMetrics::new(metrics, config.metrics.top_orgs),
         notifier: Arc::new(crate::lifecycle::LogNotifier),
+        mail,
     });
     Ok(Services {
         directory,
@@ -75,6 +81,38 @@ pub fn build(
             metrics.usage_dropped.clone(),
         )),
     })
+}
+
+/// With `[mail]`: the outbox worker, started on `runtime`, and what the request path needs
+/// to queue mail (the letters and the worker's wake-up). Without it: `None`, and no mail
+/// is ever queued. `[mail]` is read at start; changing it needs a restart.
+fn start_mail(
+    config: &Config,
+    metrics: &Metrics,
+    directory: &Arc<Directory>,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<Option<crate::mail::Mail>, StartError> {
+    let Some(cfg) = &config.mail else {
+        return Ok(None);
+    };
+    let transport = {
+        let _guard = runtime.enter();
+        crate::mail::Transport::new(cfg).map_err(|e| StartError::Runtime(format!("mail: {e}")))?
+    };
+    let outbox = crate::mail::Outbox::new(
+        directory.store().clone(),
+        transport,
+        crate::clock::system(),
+        metrics.mail.clone(),
+        metrics.mail_outbox_depth.clone(),
+    );
+    let mail = crate::mail::Mail {
+        letters: crate::mail::Letters::new(config.server.public_url.origin()),
+        wake: outbox.wake.clone(),
+    };
+    tracing::info!(host = %cfg.host, port = cfg.port, "mail: sending through SMTP");
+    runtime.spawn(outbox.run());
+    Ok(Some(mail))
 }
 
 /// A database URL without its password, for logs.

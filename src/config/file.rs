@@ -98,6 +98,19 @@ pub struct LoginFile {
     pub lockout: Option<String>,
     pub rate_limit_per_ip: Option<RateFile>,
     pub password_min_length: Option<i64>,
+    pub reset_ttl: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MailFile {
+    pub smtp_url: Option<String>,
+    pub from: Option<String>,
+    pub username: Option<String>,
+    pub password_file: Option<String>,
+    pub password_env: Option<String>,
+    pub max_attempts: Option<i64>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -160,6 +173,7 @@ pub struct LifecycleFile {
 
 /// The top-level sections a config file may hold.
 pub const SECTIONS: &[&str] = &[
+    "mail",
     "server",
     "upstreams",
     "routes",

@@ -67,6 +67,7 @@ pub struct Config {
     pub access_log: AccessLogConfig,
     pub metrics: MetricsConfig,
     pub lifecycle: LifecycleConfig,
+    pub mail: Option<MailConfig>,
 }
 
 impl Config {
@@ -327,6 +328,48 @@ pub struct LoginConfig {
     pub lockout: Duration,
     pub rate_limit_per_ip: RateSpec,
     pub password_min_length: usize,
+    /// How long a password reset link works.
+    pub reset_ttl: Duration,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailTls {
+    /// `smtp://`: STARTTLS, required (the default).
+    StartTls,
+    /// `smtps://`: TLS from the first byte.
+    Implicit,
+    /// `smtp://…?tls=none`: plain text, for a relay on the same host only.
+    None,
+}
+
+/// `[mail]`: where invitations, reset links and lockout notices go out.
+#[derive(Clone)]
+pub struct MailConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: MailTls,
+    /// The `From:` mailbox (`Partner Portal <portal@example.com>`).
+    pub from: String,
+    pub username: Option<String>,
+    /// Read from `password_file` or `password_env` at load; never logged.
+    pub password: Option<String>,
+    /// Attempts per mail before it is given up (and kept, with its error).
+    pub max_attempts: u32,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for MailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("from", &self.from)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]

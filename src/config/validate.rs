@@ -7,6 +7,7 @@ mod access_log_metrics;
 mod directory;
 mod issuers;
 mod lifecycle;
+mod mail;
 mod redis;
 mod routes;
 mod server;
@@ -92,6 +93,10 @@ fn assemble(v: &mut Validator, table: &toml::Table) -> Config {
     let metrics = access_log_metrics::metrics(v, metrics_file);
     let lifecycle_file = v.optional(table, "lifecycle");
     let lifecycle = lifecycle::lifecycle(v, lifecycle_file);
+    let mail = table
+        .get("mail")
+        .and_then(|value| v.section::<file::MailFile>("mail", value))
+        .and_then(|m| mail::mail(v, m));
     Config {
         source: v.file().to_path_buf(),
         server,
@@ -106,6 +111,7 @@ fn assemble(v: &mut Validator, table: &toml::Table) -> Config {
         access_log,
         metrics,
         lifecycle,
+        mail,
     }
 }
 

@@ -96,6 +96,8 @@ pub struct NewInvitation {
     /// SHA-256 (hex) of the token in the link; the token itself is never stored.
     pub token_hash: String,
     pub expires_at: Timestamp,
+    /// The invitation mail, queued in the same transaction (with `[mail]`).
+    pub mail: Option<super::mail::OutgoingMail>,
 }
 
 /// An invitation as listed or opened.

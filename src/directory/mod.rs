@@ -8,6 +8,7 @@ pub mod data;
 mod error;
 pub mod factors;
 pub mod lifecycle;
+pub mod mail;
 pub mod model;
 pub mod review;
 mod sql;
@@ -29,6 +30,7 @@ pub use lifecycle::{
     GrantChange, Invitation, LifecycleStore, NewInvitation, NewOrg, OrgDetail, OrgPatch,
     ReviewDecision, ReviewDecisionRecord,
 };
+pub use mail::{MailKind, MailStore, OutboxMail, OutgoingMail, PasswordReset, ResetRequested};
 pub use model::*;
 pub use review::{ReviewFlags, ReviewGrant, ReviewParams, ReviewRow, ADMIN_PERMISSION};
 pub use sql::{connect, open};

@@ -16,11 +16,12 @@ use super::usage::{UsageFilter, UsageRow, UsageTotal};
 pub use super::error::{StoreError, StoreResult};
 pub use super::factors::FactorStore;
 pub use super::lifecycle::LifecycleStore;
+pub use super::mail::MailStore;
 
 /// What the gateway reads and writes in the directory. The partner lifecycle's part (orgs,
 /// invitations, grants, review decisions) is [`LifecycleStore`].
 #[async_trait]
-pub trait Store: LifecycleStore + FactorStore + Send + Sync + 'static {
+pub trait Store: LifecycleStore + FactorStore + MailStore + Send + Sync + 'static {
     /// "sqlite" or "postgres", for logs and `check`.
     fn kind(&self) -> &'static str;
 
@@ -41,13 +42,15 @@ pub trait Store: LifecycleStore + FactorStore + Send + Sync + 'static {
     /// the same transaction, its `after` set to the account's new state
     /// (`{"failed_logins": n}`, or `{"failed_logins": 0, "locked_until": t}` when this
     /// failure locked it; none for an unknown user id). Returns true when this call locked
-    /// the account.
+    /// the account; then `notice` (the "your account was locked" mail) is queued in the
+    /// same transaction.
     async fn record_login_failure(
         &self,
         user_id: &str,
         max_failures: u32,
         lock_until: Timestamp,
         audit: &AuditEntry,
+        notice: Option<&super::mail::OutgoingMail>,
         now: Timestamp,
     ) -> StoreResult<bool>;
 

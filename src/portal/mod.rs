@@ -31,6 +31,7 @@ use crate::lifecycle::Notifier;
 use crate::metrics::LoginMetrics;
 use crate::session::{cookie, LiveSession, LoginService, Sessions};
 
+pub use pages::escape as escape_html;
 pub use rd::safe_redirect;
 
 pub const PREFIX: &str = "/.partnergate";
@@ -108,8 +109,10 @@ impl PortalOutcome {
 pub struct PortalState {
     pub login: LoginService,
     pub metrics: LoginMetrics,
-    /// Told about every new invitation (the seam for sending real mail).
+    /// Told about every new invitation (logs it without the link).
     pub notifier: Arc<dyn Notifier>,
+    /// With `[mail]`: invitations, reset links and lockout notices go out as mail.
+    pub mail: Option<crate::mail::Mail>,
 }
 
 impl PortalState {

@@ -123,6 +123,8 @@ pub struct LoginService {
     hasher: Arc<PasswordHasher>,
     ip_locks: IpLockouts,
     factors: SecondFactors,
+    /// With `[mail]`: a locked account is told by mail.
+    mail: Option<crate::mail::Mail>,
 }
 
 impl LoginService {
@@ -132,7 +134,14 @@ impl LoginService {
             sessions,
             hasher,
             ip_locks: IpLockouts::default(),
+            mail: None,
         }
+    }
+
+    /// Send "your account was locked" notices through `mail`.
+    pub fn with_mail(mut self, mail: crate::mail::Mail) -> Self {
+        self.mail = Some(mail);
+        self
     }
 
     pub fn factors(&self) -> &SecondFactors {
@@ -443,15 +452,23 @@ impl LoginService {
         let id = user.id.clone();
         let max = config.max_failures;
         let until = now + lockout.as_secs() as i64;
+        let notice = self.mail.as_ref().map(|m| {
+            let when = crate::clock::rfc3339(until).unwrap_or_default();
+            m.letters.account_locked(&user.email, &when)
+        });
         let locked = self
             .sessions
             .directory()
-            .call(
-                move |s| async move { s.record_login_failure(&id, max, until, &audit, now).await },
-            )
+            .call(move |s| async move {
+                s.record_login_failure(&id, max, until, &audit, notice.as_ref(), now)
+                    .await
+            })
             .await?;
         if locked {
             outcome.new_lockouts.push("account");
+            if let Some(mail) = &self.mail {
+                mail.queued();
+            }
         }
         Ok(())
     }

@@ -84,5 +84,10 @@ pub(super) fn login(v: &mut Validator, f: LoginFile) -> LoginConfig {
             8,
             128,
         ) as usize,
+        reset_ttl: v.duration(
+            "login.reset_ttl",
+            f.reset_ttl.as_deref(),
+            Duration::from_secs(30 * 60),
+        ),
     }
 }

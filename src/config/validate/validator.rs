@@ -57,6 +57,11 @@ impl Validator {
         }
     }
 
+    /// How many problems are recorded so far.
+    pub(super) fn problem_count(&self) -> usize {
+        self.problems.len()
+    }
+
     pub(super) fn problem(&mut self, key: impl Into<String>, reason: impl Into<String>) {
         self.problems.push(Problem {
             file: self.file.clone(),

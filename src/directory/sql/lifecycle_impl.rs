@@ -505,6 +505,9 @@ macro_rules! sql_lifecycle {
                         .fetch_one(&mut *tx)
                         .await?;
                     let out = invitation(&row, rows::sorted(inv.roles.clone()))?;
+                    if let Some(mail) = &inv.mail {
+                        Self::enqueue_mail_in(&mut tx, mail, now).await?;
+                    }
                     let after = json!({
                         "invitation": out.id,
                         "email": out.email,

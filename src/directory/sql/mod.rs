@@ -25,6 +25,8 @@ mod import_impl;
 #[macro_use]
 mod lifecycle_impl;
 #[macro_use]
+mod mail_impl;
+#[macro_use]
 mod review_impl;
 #[macro_use]
 mod store_impl;
@@ -33,6 +35,7 @@ mod usage_impl;
 
 mod factor_queries;
 mod lifecycle_queries;
+mod mail_queries;
 mod plan;
 mod postgres;
 mod queries;
@@ -69,6 +72,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "usage",
         include_str!("../../../migrations/0005_usage.sql"),
     ),
+    (6, "mail", include_str!("../../../migrations/0006_mail.sql")),
     (
         7,
         "factors",

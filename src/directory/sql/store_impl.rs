@@ -188,6 +188,7 @@ macro_rules! sql_store {
                     max_failures: u32,
                     lock_until: Timestamp,
                     audit: &AuditEntry,
+                    notice: Option<&$crate::directory::mail::OutgoingMail>,
                     now: Timestamp,
                 ) -> StoreResult<bool> {
                     let mut tx = self.pool.begin_with(Self::BEGIN_WRITE).await?;
@@ -206,6 +207,9 @@ macro_rules! sql_store {
                         false => serde_json::json!({"failed_logins": n}),
                     });
                     Self::append_audit_in(&mut tx, &audit, now).await?;
+                    if let (true, Some(mail)) = (locked, notice) {
+                        Self::enqueue_mail_in(&mut tx, mail, now).await?;
+                    }
                     tx.commit().await?;
                     Ok(locked)
                 }
@@ -417,5 +421,6 @@ macro_rules! sql_store {
         sql_lifecycle!($store, $db);
         sql_usage!($store, $db);
         sql_factors!($store, $db);
+        sql_mail!($store, $db);
     };
 }

@@ -13,7 +13,7 @@ async fn failed_logins_lock_the_account_and_success_resets() {
         for locks in [false, false, true, false] {
             assert_eq!(
                 store
-                    .record_login_failure(&id, 3, 9_999, &login_entry(), 4_000)
+                    .record_login_failure(&id, 3, 9_999, &login_entry(), None, 4_000)
                     .await
                     .expect("failure"),
                 locks
@@ -40,7 +40,7 @@ async fn failed_logins_lock_the_account_and_success_resets() {
             (Some(5_000), Some(5_000))
         );
         assert!(!store
-            .record_login_failure("u-unknown", 3, 9_999, &login_entry(), 6_000)
+            .record_login_failure("u-unknown", 3, 9_999, &login_entry(), None, 6_000)
             .await
             .expect("failure"));
         // Each write carried its audit record, with the account's state after it.

@@ -27,6 +27,7 @@ fn invitation(email: &str, token_hash: &str, expires_at: Timestamp) -> NewInvita
         roles: vec!["partner-user".into()],
         token_hash: token_hash.into(),
         expires_at,
+        mail: None,
     }
 }
 

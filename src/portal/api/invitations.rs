@@ -129,22 +129,31 @@ pub async fn create_invitation(
     let token = new_token();
     let ttl =
         i64::try_from(caller.ctx.config.lifecycle.invitation_ttl.as_secs()).unwrap_or(i64::MAX);
+    let link = format!(
+        "{}/.partnergate/invite/{token}",
+        caller.ctx.config.server.public_url.origin()
+    );
+    let expires_at = caller.now.saturating_add(ttl);
+    let mail = caller.state.mail.as_ref().map(|m| {
+        let until = crate::clock::rfc3339(expires_at).unwrap_or_default();
+        m.letters.invitation(&email, &org.name, &link, &until)
+    });
     let invitation = NewInvitation {
         org_id: org.id.clone(),
         email,
         roles,
         token_hash: hash_token(&token),
-        expires_at: caller.now.saturating_add(ttl),
+        expires_at,
+        mail,
     };
     let created = match store.invite(&invitation, &caller.actor(), caller.now).await {
         Ok(i) => i,
         Err(e) => return Err(caller.store_error(e, target, org_ref)),
     };
     caller.forget_user(&created.user_id);
-    let link = format!(
-        "{}/.partnergate/invite/{token}",
-        caller.ctx.config.server.public_url.origin()
-    );
-    caller.state.notifier.invitation(&created, &link);
+    match &caller.state.mail {
+        Some(mail) => mail.queued(),
+        None => caller.state.notifier.invitation(&created, &link),
+    }
     Ok(invitation_json(&created, caller.now, Some(&link)))
 }
