@@ -14,12 +14,15 @@ use super::clean::CleanRequest;
 use super::rejection::{LimitScope, Reason, Rejection};
 use super::rules::{Route, Rules, NO_ROUTE, RESERVED_ROUTE};
 
-/// The public forms anyone may post without a session: sign-in, the registration request
-/// and invitation acceptance. They share `login.rate_limit_per_ip` (password guessing,
+/// The public forms anyone may post without a session: sign-in (both steps), the
+/// registration request, password reset and invitation acceptance. They share `login.rate_limit_per_ip` (password guessing,
 /// registration spam, token guessing).
 fn public_form(path: &str) -> bool {
     path == "/.partnergate/login"
+        || path == "/.partnergate/login/second"
         || path == "/.partnergate/register"
+        || path == "/.partnergate/reset"
+        || path.starts_with("/.partnergate/reset/")
         || path.starts_with("/.partnergate/invite/")
 }
 

@@ -87,8 +87,12 @@ pub enum ResetRequested {
 pub trait MailStore: Send + Sync {
     /// Claim up to `limit` mails due at `now`: each is pushed to `now + lease` first, so
     /// another worker leaves it alone while this one sends it.
-    async fn claim_mail(&self, now: Timestamp, lease: i64, limit: u32)
-        -> StoreResult<Vec<OutboxMail>>;
+    async fn claim_mail(
+        &self,
+        now: Timestamp,
+        lease: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxMail>>;
 
     /// The SMTP server accepted the mail: mark it sent and empty its bodies.
     async fn mail_sent(&self, id: &str, now: Timestamp) -> StoreResult<()>;

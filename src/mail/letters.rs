@@ -22,7 +22,13 @@ impl Letters {
         format!("{}{path}", self.origin)
     }
 
-    fn mail(kind: MailKind, to: &str, subject: &str, lines: &[&str], link: Option<(&str, &str)>) -> OutgoingMail {
+    fn mail(
+        kind: MailKind,
+        to: &str,
+        subject: &str,
+        lines: &[&str],
+        link: Option<(&str, &str)>,
+    ) -> OutgoingMail {
         let mut text = String::new();
         let mut html = String::from("<!doctype html><html><body style=\"font-family:sans-serif\">");
         for line in lines {
@@ -52,7 +58,8 @@ impl Letters {
     /// An invitation into `org` with its single-use link.
     pub fn invitation(&self, to: &str, org: &str, link: &str, expires: &str) -> OutgoingMail {
         let first = format!("You are invited to the partner portal as a member of {org}.");
-        let second = format!("Open the link below to set your password. It works once, until {expires}.");
+        let second =
+            format!("Open the link below to set your password. It works once, until {expires}.");
         Self::mail(
             MailKind::Invitation,
             to,
@@ -64,7 +71,8 @@ impl Letters {
 
     /// A password reset link.
     pub fn password_reset(&self, to: &str, link: &str, minutes: u64) -> OutgoingMail {
-        let first = "Someone (we hope you) asked to reset the password of your partner portal account.";
+        let first =
+            "Someone (we hope you) asked to reset the password of your partner portal account.";
         let second = format!(
             "Open the link below within {minutes} minutes to choose a new password. It works once. \
              If you did not ask for this, ignore this mail: your password stays as it is."
@@ -104,15 +112,24 @@ mod tests {
     #[test]
     fn bodies_carry_the_link_escaped() {
         let l = Letters::new("https://partners.example.com/");
-        let m = l.invitation("a@x.example", "Acme <&> Co", "https://partners.example.com/.partnergate/invite/t0k", "2027-01-01 00:00 UTC");
+        let m = l.invitation(
+            "a@x.example",
+            "Acme <&> Co",
+            "https://partners.example.com/.partnergate/invite/t0k",
+            "2027-01-01 00:00 UTC",
+        );
         assert_eq!(m.kind, MailKind::Invitation);
-        assert!(m.text.contains("https://partners.example.com/.partnergate/invite/t0k"));
+        assert!(m
+            .text
+            .contains("https://partners.example.com/.partnergate/invite/t0k"));
         assert!(m.html.contains("Acme &lt;&amp;&gt; Co"), "{}", m.html);
         assert!(!m.html.contains("<&>"));
         let r = l.password_reset("a@x.example", "https://p/.partnergate/reset/x", 30);
         assert!(r.text.contains("30 minutes"));
         let k = l.account_locked("a@x.example", "2027-01-01 00:15 UTC");
-        assert!(k.text.contains("https://partners.example.com/.partnergate/reset"));
+        assert!(k
+            .text
+            .contains("https://partners.example.com/.partnergate/reset"));
         assert!(!format!("{m:?}").contains("t0k"), "no link in Debug");
     }
 }

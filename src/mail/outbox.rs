@@ -40,9 +40,10 @@ pub struct Transport {
 
 impl Transport {
     pub fn new(cfg: &MailConfig) -> Result<Transport, String> {
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.as_str())
-            .port(cfg.port)
-            .timeout(Some(cfg.timeout));
+        let mut builder =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(cfg.host.as_str())
+                .port(cfg.port)
+                .timeout(Some(cfg.timeout));
         builder = match cfg.tls {
             MailTls::None => builder.tls(Tls::None),
             MailTls::StartTls | MailTls::Implicit => {

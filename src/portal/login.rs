@@ -27,6 +27,8 @@ pub struct LoginQuery {
     /// Why a signed-in user is asked to sign in again: `mfa` (the page needs a second
     /// factor) or `reauth` (the sign-in is too old for the page).
     step_up: Option<String>,
+    /// `done`: the user just chose a new password.
+    reset: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +64,9 @@ pub async fn page(
             Some("This page needs a sign-in with your second factor. Please sign in again.")
         }
         Some("reauth") => Some("This page needs a recent sign-in. Please sign in again."),
+        _ if q.reset.as_deref() == Some("done") => {
+            Some("Your password was changed. Sign in with the new one.")
+        }
         _ => None,
     };
     form_response(

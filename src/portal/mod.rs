@@ -11,6 +11,7 @@ mod login;
 mod onboarding;
 mod pages;
 mod rd;
+mod reset;
 mod second;
 
 use std::net::IpAddr;
@@ -126,6 +127,11 @@ pub fn router(state: Arc<PortalState>) -> Router {
         .route("/.partnergate/login", get(login::page).post(login::submit))
         .route(second::SECOND_PATH, get(second::page).post(second::submit))
         .route("/.partnergate/logout", post(login::logout))
+        .route(reset::RESET_PATH, get(reset::page).post(reset::request))
+        .route(
+            "/.partnergate/reset/{token}",
+            get(reset::token_page).post(reset::token_submit),
+        )
         .route(account::ACCOUNT_PATH, get(account::page))
         .route(
             account::ENROL_PATH,

@@ -71,7 +71,8 @@ pub fn login(
 <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required value=\"{}\">\
 <label for=\"password\">Password</label>\
 <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-<button type=\"submit\">Sign in</button></form>",
+<button type=\"submit\">Sign in</button></form>\
+<p><a href=\"/.partnergate/reset\">Forgot password?</a></p>",
         escape(csrf),
         escape(rd),
         escape(email),
@@ -312,4 +313,43 @@ lose your phone. They are shown only now.</p><ul id=\"recovery-codes\">{items}</
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// "Forgot password?": the email form.
+pub fn reset_request(status: StatusCode, csrf: &str, error: Option<&str>) -> Response {
+    let body = format!(
+        "<h1>Forgot your password?</h1>{}\
+<p>Enter the email you sign in with. We will send it a link to choose a new password.</p>\
+<form method=\"post\" action=\"/.partnergate/reset\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<label for=\"email\">Work email</label>\
+<input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required>\
+<button type=\"submit\">Send the link</button></form>\
+<p><a href=\"/.partnergate/login\">Back to sign-in</a></p>",
+        error_box(error),
+        escape(csrf),
+    );
+    document(status, "Forgot your password?", &body)
+}
+
+/// The reset link's page: the new password.
+pub fn reset_password(
+    status: StatusCode,
+    token: &str,
+    csrf: &str,
+    min: usize,
+    error: Option<&str>,
+) -> Response {
+    let body = format!(
+        "<h1>Choose a new password</h1>{}\
+<form method=\"post\" action=\"/.partnergate/reset/{}\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<label for=\"password\">New password (at least {min} characters)</label>\
+<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required>\
+<button type=\"submit\">Set the password</button></form>",
+        error_box(error),
+        escape(token),
+        escape(csrf),
+    );
+    document(status, "Choose a new password", &body)
 }

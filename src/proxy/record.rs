@@ -184,12 +184,13 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     s[..end].to_string()
 }
 
-/// The access-log form of a path: an invitation link's token is a secret (whoever holds
-/// it can accept the invitation), so it is logged as `{token}`.
+/// The access-log form of a path: the token of an invitation or password reset link is a
+/// secret (whoever holds it can use the link), so it is logged as `{token}`.
 fn redact_path(path: String) -> String {
-    const INVITE: &str = "/.partnergate/invite/";
-    if path.len() > INVITE.len() && path.starts_with(INVITE) {
-        return format!("{INVITE}{{token}}");
+    for prefix in ["/.partnergate/invite/", "/.partnergate/reset/"] {
+        if path.len() > prefix.len() && path.starts_with(prefix) {
+            return format!("{prefix}{{token}}");
+        }
     }
     path
 }
@@ -208,6 +209,10 @@ mod tests {
             "/.partnergate/invite/"
         );
         assert_eq!(redact_path("/deals".into()), "/deals");
+        assert_eq!(
+            redact_path("/.partnergate/reset/q05LS-1I0YdWlg3nOJBoLb97y4Wyg".into()),
+            "/.partnergate/reset/{token}"
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use moka::sync::Cache;
 use crate::clock::Clock;
 use crate::directory::{Amr, Directory, SessionRecord, StoreResult, Timestamp, TOUCH_EVERY};
 
-pub use attempt::{LoginAttempt, LoginResult};
+pub use attempt::{normalized_email, LoginAttempt, LoginResult};
 pub use login::{IpLockouts, LoginError, LoginOutcome, LoginService, Proof, SecondStep};
 pub use token::{hash_token, new_token, token_shape_ok};
 

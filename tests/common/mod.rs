@@ -6,6 +6,7 @@ pub mod chromium;
 pub mod h2;
 pub mod raw;
 pub mod sink;
+pub mod smtp;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

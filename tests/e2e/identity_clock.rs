@@ -151,6 +151,7 @@ pub(crate) fn login_config() -> LoginConfig {
             on_redis_error: partnergate::config::RedisFallback::Deny,
         },
         password_min_length: 12,
+        reset_ttl: Duration::from_secs(1800),
     }
 }
 

@@ -12,6 +12,7 @@ mod identity;
 mod identity_clock;
 mod lifecycle;
 mod lifecycle_ops;
+mod mail;
 mod mfa;
 mod policy;
 mod ratelimit;

@@ -21,6 +21,7 @@ url = "{directory}"
 
 [login]
 max_failures = 3
+rate_limit_per_ip = {{ per_second = 100, burst = 100 }}
 
 [[routes]]
 name = "health"

@@ -17,7 +17,9 @@ pub(super) fn mail(v: &mut Validator, f: MailFile) -> Option<MailConfig> {
             v.problem("mail.smtp_url", "required in [mail]");
             None
         }
-        Some(raw) => smtp_target(raw).map_err(|e| v.problem("mail.smtp_url", e)).ok(),
+        Some(raw) => smtp_target(raw)
+            .map_err(|e| v.problem("mail.smtp_url", e))
+            .ok(),
     };
     let from = match f.from.as_deref().map(str::trim) {
         None | Some("") => {
@@ -27,7 +29,9 @@ pub(super) fn mail(v: &mut Validator, f: MailFile) -> Option<MailConfig> {
         Some(from) if !mailbox_ok(from) => {
             v.problem(
                 "mail.from",
-                format!("{from:?} is not an address (name@example.com or \"Name <name@example.com>\")"),
+                format!(
+                    "{from:?} is not an address (name@example.com or \"Name <name@example.com>\")"
+                ),
             );
             String::new()
         }
@@ -35,7 +39,10 @@ pub(super) fn mail(v: &mut Validator, f: MailFile) -> Option<MailConfig> {
     };
     let password = match (&f.password_file, &f.password_env) {
         (Some(_), Some(_)) => {
-            v.problem("mail.password_file", "set password_file or password_env, not both");
+            v.problem(
+                "mail.password_file",
+                "set password_file or password_env, not both",
+            );
             None
         }
         (Some(path), None) => {
@@ -64,7 +71,11 @@ pub(super) fn mail(v: &mut Validator, f: MailFile) -> Option<MailConfig> {
         v.problem("mail.username", "required when a password is set");
     }
     let max_attempts = v.int("mail.max_attempts", f.max_attempts, 12, 1, 1000) as u32;
-    let timeout = v.duration("mail.timeout", f.timeout.as_deref(), Duration::from_secs(30));
+    let timeout = v.duration(
+        "mail.timeout",
+        f.timeout.as_deref(),
+        Duration::from_secs(30),
+    );
     let (host, port, tls) = target?;
     (v.problem_count() == before).then_some(MailConfig {
         host,
@@ -81,9 +92,9 @@ pub(super) fn mail(v: &mut Validator, f: MailFile) -> Option<MailConfig> {
 /// `smtp://host[:port][?tls=none]` (STARTTLS required unless `tls=none`; default port
 /// 587) or `smtps://host[:port]` (implicit TLS; default port 465).
 fn smtp_target(raw: &str) -> Result<(String, u16, MailTls), String> {
-    let (scheme, rest) = raw
-        .split_once("://")
-        .ok_or_else(|| format!("{raw:?} is not a URL: use smtp://host:port or smtps://host:port"))?;
+    let (scheme, rest) = raw.split_once("://").ok_or_else(|| {
+        format!("{raw:?} is not a URL: use smtp://host:port or smtps://host:port")
+    })?;
     let (authority, query) = match rest.split_once('?') {
         Some((a, q)) => (a, Some(q)),
         None => (rest, None),
@@ -101,7 +112,11 @@ fn smtp_target(raw: &str) -> Result<(String, u16, MailTls), String> {
         None => {}
         Some("tls=none") if tls == MailTls::StartTls => tls = MailTls::None,
         Some("tls=starttls") if tls == MailTls::StartTls => {}
-        Some(q) => return Err(format!("unknown option {q:?} (smtp:// takes ?tls=none or ?tls=starttls)")),
+        Some(q) => {
+            return Err(format!(
+                "unknown option {q:?} (smtp:// takes ?tls=none or ?tls=starttls)"
+            ))
+        }
     }
     let default_port = if tls == MailTls::Implicit { 465 } else { 587 };
     let (host, port) = match authority.rsplit_once(':') {
