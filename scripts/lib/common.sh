@@ -49,3 +49,16 @@ ensure_services() {
     fi
   fi
 }
+
+# The Python tools the end-to-end tests run as real counterparts, pinned, in a virtualenv
+# of their own (Debian's python3 refuses pip installs into the system, PEP 668):
+# aiosmtpd, the SMTP server the mail tests send to (tests/smtp_sink.py).
+AIOSMTPD_VERSION=1.4.6
+ensure_test_venv() {
+  local venv=target/test-venv
+  [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
+  if [ "$("$venv/bin/python3" -c 'import importlib.metadata as m; print(m.version("aiosmtpd"))' 2>/dev/null)" != "$AIOSMTPD_VERSION" ]; then
+    echo "==> installing aiosmtpd $AIOSMTPD_VERSION into $venv"
+    "$venv/bin/pip" install -q "aiosmtpd==$AIOSMTPD_VERSION"
+  fi
+}
