@@ -81,7 +81,10 @@ impl SmtpSink {
         names.sort();
         names
             .iter()
-            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+            .map(|p| {
+                let text = std::fs::read_to_string(p).expect("a message file");
+                serde_json::from_str(&text).expect("a message as JSON")
+            })
             .collect()
     }
 
