@@ -541,6 +541,22 @@ async fn guarded(
     headers: &HeaderMap,
     csrf: &str,
 ) -> Result<Me, Response> {
+    let me = posted(state, ctx, headers, csrf).await?;
+    if let Some(r) = needs_step_up(&me) {
+        return Err(r);
+    }
+    Ok(me)
+}
+
+/// The user of a form post on the account page, after the CSRF and enrolment checks.
+/// Seeing and ending one's own sessions needs no second factor (it only takes access
+/// away), so the session forms stop here.
+async fn posted(
+    state: &PortalState,
+    ctx: &PortalContext,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Me, Response> {
     let me = me(state, ctx, headers, ACCOUNT_PATH).await?;
     if let Some(r) = enrolment_only(&me) {
         return Err(r);
@@ -558,9 +574,6 @@ async fn guarded(
         )
         .await;
         return Err(with_outcome(r, PortalOutcome::deny("csrf")));
-    }
-    if let Some(r) = needs_step_up(&me) {
-        return Err(r);
     }
     Ok(me)
 }
@@ -662,7 +675,7 @@ pub async fn end_session(
     headers: HeaderMap,
     Form(f): Form<IdForm>,
 ) -> Response {
-    let me = match sessions_guard(&state, &ctx, &headers, &f.csrf).await {
+    let me = match posted(&state, &ctx, &headers, &f.csrf).await {
         Ok(me) => me,
         Err(r) => return r,
     };
@@ -702,7 +715,7 @@ pub async fn end_other_sessions(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let me = match sessions_guard(&state, &ctx, &headers, &f.csrf).await {
+    let me = match posted(&state, &ctx, &headers, &f.csrf).await {
         Ok(me) => me,
         Err(r) => return r,
     };
@@ -726,34 +739,6 @@ pub async fn end_other_sessions(
         see_other(&format!("{ACCOUNT_PATH}?notice=sessions_ended")),
         me.outcome(Some("sessions_ended")),
     )
-}
-
-/// Seeing and ending one's own sessions needs no second factor: it only takes access away.
-async fn sessions_guard(
-    state: &PortalState,
-    ctx: &PortalContext,
-    headers: &HeaderMap,
-    csrf: &str,
-) -> Result<Me, Response> {
-    let me = me(state, ctx, headers, ACCOUNT_PATH).await?;
-    if let Some(r) = enrolment_only(&me) {
-        return Err(r);
-    }
-    if !csrf_ok(ctx, headers, csrf) {
-        let text = "The form expired. Please try again.";
-        let r = overview(
-            state,
-            ctx,
-            headers,
-            &me,
-            StatusCode::FORBIDDEN,
-            None,
-            Some(text),
-        )
-        .await;
-        return Err(with_outcome(r, PortalOutcome::deny("csrf")));
-    }
-    Ok(me)
 }
 
 async fn append(state: &PortalState, audit: AuditEntry) {

@@ -16,7 +16,12 @@ use crate::policy::{logged_in, policy_body, start_policy_gateway};
 const API: &str = "/.partnergate/api/v1";
 
 /// Call the admin API with the browser's session cookie (and its Origin on writes).
-async fn api(b: &Browser, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn api(
+    b: &Browser,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut req = b
         .client
         .request(method.parse().unwrap(), format!("{}{API}{path}", b.base))

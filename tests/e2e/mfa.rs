@@ -9,9 +9,8 @@
 use serde_json::{json, Value};
 
 use crate::common::*;
+pub(crate) use crate::lifecycle::api;
 use crate::policy::logged_in;
-
-const API: &str = "/.partnergate/api/v1";
 
 fn body(portal: std::net::SocketAddr, directory: &str) -> String {
     format!(
@@ -77,28 +76,6 @@ fn text_after(html: &str, open: &str) -> Option<String> {
     let start = html.find(open)? + open.len();
     let end = html[start..].find('<')? + start;
     Some(html[start..end].to_string())
-}
-
-pub(crate) async fn api(
-    b: &Browser,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = b
-        .client
-        .request(method.parse().unwrap(), format!("{}{API}{path}", b.base))
-        .header("cookie", b.cookie_header())
-        .header("accept", "application/json");
-    if method != "GET" {
-        req = req.header("origin", &b.base);
-    }
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 /// Enrol an authenticator app on the signed-in browser: returns the secret and the first
