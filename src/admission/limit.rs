@@ -20,6 +20,7 @@ use super::rules::{Route, Rules, NO_ROUTE, RESERVED_ROUTE};
 fn public_form(path: &str) -> bool {
     path == "/.partnergate/login"
         || path == "/.partnergate/login/second"
+        || path == "/.partnergate/login/passkey"
         || path == "/.partnergate/register"
         || path == "/.partnergate/reset"
         || path.starts_with("/.partnergate/reset/")

@@ -3,6 +3,7 @@
 //! directory keeps the factors (`directory::factors`); the sign-in (`session::login`)
 //! asks for a second factor only after the password was right.
 
+pub mod passkey;
 pub mod recovery;
 pub mod totp;
 

@@ -41,13 +41,13 @@ pub fn enrol_path(rd: &str) -> String {
 }
 
 /// The signed-in user of an account page, or the response to send instead.
-struct Me {
-    caller: Caller,
+pub(super) struct Me {
+    pub(super) caller: Caller,
     session_hash: String,
 }
 
 impl Me {
-    fn identity(&self) -> &Identity {
+    pub(super) fn identity(&self) -> &Identity {
         self.caller.identity()
     }
 
@@ -55,7 +55,7 @@ impl Me {
         self.caller.strength.amr.is_multi_factor()
     }
 
-    fn audit(&self, ctx: &PortalContext, action: &str) -> AuditEntry {
+    pub(super) fn audit(&self, ctx: &PortalContext, action: &str) -> AuditEntry {
         let id = self.identity();
         AuditEntry {
             actor_email: Some(id.email.clone()),
@@ -67,7 +67,7 @@ impl Me {
         }
     }
 
-    fn outcome(&self, reason: Option<&'static str>) -> PortalOutcome {
+    pub(super) fn outcome(&self, reason: Option<&'static str>) -> PortalOutcome {
         PortalOutcome {
             reason,
             user: Some(self.identity().email.clone()),
@@ -78,7 +78,7 @@ impl Me {
 }
 
 /// The session's user (any second-factor state), if usable; else the login page.
-async fn me(
+pub(super) async fn me(
     state: &PortalState,
     ctx: &PortalContext,
     headers: &HeaderMap,
@@ -114,7 +114,7 @@ async fn me(
 }
 
 /// A user with a factor must have used one in this sign-in to change factors.
-fn needs_step_up(me: &Me) -> Option<Response> {
+pub(super) fn needs_step_up(me: &Me) -> Option<Response> {
     if me.identity().second_factors > 0 && !me.multi_factor() {
         let back = super::login::login_path_with(ACCOUNT_PATH);
         return Some(with_outcome(
@@ -390,7 +390,7 @@ pub async fn enrol_submit(
 
 /// End the request's session and start one for `user_id` with `amr`: the answer carries
 /// the new cookie (a sign-in that gained a factor gets a new session token).
-async fn renew_session(
+pub(super) async fn renew_session(
     state: &PortalState,
     ctx: &PortalContext,
     headers: &HeaderMap,

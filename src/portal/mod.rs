@@ -10,6 +10,7 @@ mod console;
 mod login;
 mod onboarding;
 mod pages;
+mod passkey;
 mod rd;
 mod reset;
 mod second;
@@ -133,6 +134,23 @@ pub fn router(state: Arc<PortalState>) -> Router {
             get(reset::token_page).post(reset::token_submit),
         )
         .route(account::ACCOUNT_PATH, get(account::page))
+        .route(passkey::SCRIPT_PATH, get(passkey::script))
+        .route(
+            "/.partnergate/account/passkey",
+            get(passkey::register_page).post(passkey::register),
+        )
+        .route(
+            "/.partnergate/account/passkey/options",
+            post(passkey::register_options),
+        )
+        .route(
+            "/.partnergate/login/passkey",
+            get(passkey::sign_in_page).post(passkey::sign_in),
+        )
+        .route(
+            "/.partnergate/login/passkey/options",
+            post(passkey::sign_in_options),
+        )
         .route(
             account::ENROL_PATH,
             get(account::enrol_page).post(account::enrol_submit),

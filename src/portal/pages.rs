@@ -353,3 +353,59 @@ pub fn reset_password(
     );
     document(status, "Choose a new password", &body)
 }
+
+/// A page of the gateway that runs its one script (`/.partnergate/static/passkey.js`).
+fn scripted(status: StatusCode, title: &str, body: &str) -> Response {
+    let mut response = document(status, title, body);
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    response
+}
+
+/// Add a passkey (the script runs the browser's WebAuthn prompt).
+pub fn passkey_register(status: StatusCode, csrf: &str) -> Response {
+    let body = format!(
+        "<h1>Add a passkey</h1>\
+<p>Your device (or security key) creates a key for this portal; signing in then asks for it \
+after your password.</p>\
+<form id=\"passkey-register\" method=\"post\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<label for=\"name\">Name</label>\
+<input id=\"name\" name=\"name\" type=\"text\" maxlength=\"64\" required value=\"Passkey\">\
+<button type=\"submit\" disabled>Create the passkey</button></form>\
+<p id=\"passkey-status\" role=\"status\"></p>\
+<div id=\"codes\" hidden><h2>Your recovery codes</h2><p>Each works once, in place of your \
+passkey. They are shown only now.</p><ul id=\"recovery-codes\"></ul>\
+<p><a id=\"continue\" href=\"/.partnergate/account\">Continue</a></p></div>\
+<p><a href=\"/.partnergate/account\">Back to your account</a></p>\
+<script src=\"/.partnergate/static/passkey.js\"></script>",
+        escape(csrf)
+    );
+    let mut response = scripted(status, "Add a passkey", &body);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The second step of a sign-in with a passkey.
+pub fn passkey_sign_in(status: StatusCode, csrf: &str, rd: &str) -> Response {
+    let body = format!(
+        "<h1>Sign in with your passkey</h1>\
+<form id=\"passkey-signin\" method=\"post\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<input type=\"hidden\" name=\"rd\" value=\"{}\">\
+<button type=\"submit\" disabled>Use my passkey</button></form>\
+<p id=\"passkey-status\" role=\"status\"></p>\
+<p><a href=\"/.partnergate/login/second?rd={}\">Use a code instead</a></p>\
+<script src=\"/.partnergate/static/passkey.js\"></script>",
+        escape(csrf),
+        escape(rd),
+        escape(rd),
+    );
+    scripted(status, "Sign in with your passkey", &body)
+}

@@ -195,6 +195,27 @@ impl Chromium {
         Tab { session }
     }
 
+    /// Give the tab a virtual platform authenticator (CTAP2, resident keys, user
+    /// verification that always succeeds): what a passkey ceremony talks to.
+    pub async fn virtual_authenticator(&mut self, tab: &Tab) {
+        self.call(Some(&tab.session), "WebAuthn.enable", json!({}))
+            .await;
+        let options = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+            "automaticPresenceSimulation": true,
+        });
+        self.call(
+            Some(&tab.session),
+            "WebAuthn.addVirtualAuthenticator",
+            json!({ "options": options }),
+        )
+        .await;
+    }
+
     /// Start loading `url` in the tab (wait for what should appear with [`Self::wait_for`]).
     pub async fn navigate(&mut self, tab: &Tab, url: &str) {
         let result = self

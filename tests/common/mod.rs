@@ -113,6 +113,7 @@ pub struct GatewayBuilder {
     body: String,
     tls: bool,
     import: Option<PathBuf>,
+    localhost: bool,
 }
 
 impl GatewayBuilder {
@@ -124,7 +125,15 @@ impl GatewayBuilder {
             body: body.into(),
             tls: false,
             import: None,
+            localhost: false,
         }
+    }
+
+    /// `public_url = "http://localhost:PORT"`: a secure context for a browser (WebAuthn
+    /// needs one; `http://127.0.0.1` is not one to every browser).
+    pub fn localhost(mut self) -> Self {
+        self.localhost = true;
+        self
     }
 
     /// Import a directory file (`partnergate directory import`) before starting.
@@ -172,6 +181,7 @@ impl GatewayBuilder {
         if !self.server_extra.contains("public_url") {
             let public = match https {
                 Some(addr) => format!("https://localhost:{}", addr.port()),
+                None if self.localhost => format!("http://localhost:{}", http.port()),
                 None => format!("http://{http}"),
             };
             server.push_str(&format!("public_url = \"{public}\"\n"));

@@ -14,6 +14,7 @@ mod lifecycle;
 mod lifecycle_ops;
 mod mail;
 mod mfa;
+mod passkey;
 mod policy;
 mod ratelimit;
 mod review;
