@@ -173,9 +173,10 @@ fn is_subset(wanted: &[String], held: &[String]) -> bool {
 #[cfg(test)]
 mod tests;
 
-/// Told about lifecycle events that someone outside the gateway must hear of: the seam for
-/// real mail (or a webhook). Invitation e-mails are not sent by this build: the admin API
-/// returns the link to the inviting admin.
+/// Told about lifecycle events that someone outside the gateway must hear of, when no
+/// `[mail]` is configured (with it, the invitation mail is queued in the invitation's own
+/// transaction instead): the seam for a webhook. The admin API returns the link to the
+/// inviting admin either way.
 pub trait Notifier: Send + Sync {
     /// A new invitation; `link` holds the single-use token (a secret: never log it).
     fn invitation(&self, invitation: &Invitation, link: &str);
