@@ -111,6 +111,10 @@ pub trait MailStore: Send + Sync {
     /// Mails not sent yet (and not given up on).
     async fn outbox_depth(&self) -> StoreResult<i64>;
 
+    /// Delete mails sent or given up on before `before`, and reset tokens that expired
+    /// (or were used) before it; how many rows went.
+    async fn prune_mail(&self, before: Timestamp) -> StoreResult<u64>;
+
     /// Store a reset request and queue its mail, in one transaction, unless the user has
     /// `max_open` requests since `window_start` already. Audited
     /// `password.reset_request`.

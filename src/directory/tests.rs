@@ -16,6 +16,7 @@ mod audit;
 mod changes;
 mod import;
 mod lifecycle;
+mod mail;
 mod review;
 mod usage;
 

@@ -24,6 +24,11 @@ const LEASE: i64 = 300;
 const BATCH: u32 = 20;
 /// The worker looks for due mail at least this often (and at once when told).
 const POLL: Duration = Duration::from_secs(5);
+/// Sent and given-up mails, and old reset tokens, are kept this long (seconds) and then
+/// deleted, so the tables do not grow without end.
+const KEEP: i64 = 7 * 86_400;
+/// Prune once in this many rounds (about an hour at the poll interval).
+const PRUNE_EVERY: u64 = 720;
 
 /// Seconds before attempt `attempts + 1`: 10 s doubling each time, at most an hour.
 pub fn backoff(attempts: u32) -> i64 {
@@ -130,7 +135,16 @@ impl Outbox {
 
     /// Run until the process ends.
     pub async fn run(self) {
+        let mut rounds: u64 = 0;
         loop {
+            if rounds % PRUNE_EVERY == 0 {
+                match self.store.prune_mail(self.clock.now() - KEEP).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!("mail outbox: pruned {n} old row(s)"),
+                    Err(e) => tracing::warn!("mail outbox prune: {e}"),
+                }
+            }
+            rounds += 1;
             match self.round().await {
                 Ok(BATCH) => continue,
                 Ok(_) => {}

@@ -115,6 +115,20 @@ macro_rules! sql_mail {
                         .try_get(0)?)
                 }
 
+                async fn prune_mail(&self, before: Timestamp) -> StoreResult<u64> {
+                    let mails = sqlx::query(mq::PRUNE_MAIL)
+                        .bind(before)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                    let resets = sqlx::query(mq::PRUNE_RESETS)
+                        .bind(before)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                    Ok(mails + resets)
+                }
+
                 async fn request_password_reset(
                     &self,
                     reset: &PasswordReset,

@@ -22,6 +22,12 @@ pub const MAIL_FAILED: &str = "UPDATE mail_outbox SET attempts = attempts + 1, \
 pub const OUTBOX_DEPTH: &str =
     "SELECT COUNT(*) FROM mail_outbox WHERE sent_at IS NULL AND failed_at IS NULL";
 
+pub const PRUNE_MAIL: &str =
+    "DELETE FROM mail_outbox WHERE (sent_at IS NOT NULL AND sent_at < $1) \
+     OR (failed_at IS NOT NULL AND failed_at < $1)";
+
+pub const PRUNE_RESETS: &str = "DELETE FROM password_resets WHERE expires_at < $1";
+
 pub const OPEN_RESETS: &str =
     "SELECT COUNT(*) FROM password_resets WHERE user_id = $1 AND created_at >= $2";
 
