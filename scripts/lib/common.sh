@@ -62,3 +62,24 @@ ensure_test_venv() {
     "$venv/bin/pip" install -q "aiosmtpd==$AIOSMTPD_VERSION"
   fi
 }
+
+# The real OpenID provider the SSO tests sign in at (tests/oidc/provider.mjs): the npm
+# package oidc-provider, pinned with its whole tree in tests/oidc/package-lock.json, installed
+# into tests/oidc/node_modules. Node.js from Debian's packages if the machine has none.
+ensure_oidc_provider() {
+  local dir=tests/oidc
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "==> installing nodejs npm (Debian packages) for $dir"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if [ ! "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+    echo "==> npm ci in $dir ($(node --version))"
+    if ! npm ci --prefix "$dir" --no-audit --no-fund; then
+      echo "error: npm ci --prefix $dir failed; the SSO tests need oidc-provider from $dir/package-lock.json" >&2
+      exit 1
+    fi
+  fi
+}
