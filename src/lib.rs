@@ -28,6 +28,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod request_id;
 pub mod session;
+pub mod sso;
 pub mod tls;
 pub mod usage;
 pub mod wire;

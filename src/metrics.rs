@@ -139,8 +139,8 @@ impl Metrics {
             ),
             logins: reg.counter_vec(
                 names::LOGINS_TOTAL,
-                "Login attempts by org (top orgs, the rest as other) and result.",
-                &[ORG, RESULT],
+                "Sign-in steps by org (top orgs, the rest as other), result and method (password, otp, passkey, sso).",
+                &[ORG, RESULT, "method"],
             ),
             login_lockouts: reg.counter_vec(
                 names::LOGIN_LOCKOUTS_TOTAL,
@@ -348,9 +348,9 @@ impl LoginMetrics {
         }
     }
 
-    pub fn login(&self, org: Option<&str>, result: &str) {
+    pub fn login(&self, org: Option<&str>, result: &str, method: &str) {
         let org = org.map_or(NO_ORG, |o| self.orgs.label(o));
-        self.logins.with_label_values(&[org, result]).inc();
+        self.logins.with_label_values(&[org, result, method]).inc();
     }
 
     pub fn lockout(&self, kind: &str) {

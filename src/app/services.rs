@@ -69,6 +69,7 @@ pub fn build(
         metrics: LoginMetrics::new(metrics, config.metrics.top_orgs),
         notifier: Arc::new(crate::lifecycle::LogNotifier),
         mail,
+        sso: Arc::new(crate::sso::Sso::new().map_err(StartError::Runtime)?),
     });
     Ok(Services {
         directory,

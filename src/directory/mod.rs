@@ -12,6 +12,7 @@ pub mod mail;
 pub mod model;
 pub mod review;
 mod sql;
+pub mod sso;
 pub mod store;
 pub mod sweep;
 #[cfg(test)]
@@ -34,6 +35,7 @@ pub use mail::{MailKind, MailStore, OutboxMail, OutgoingMail, PasswordReset, Res
 pub use model::*;
 pub use review::{ReviewFlags, ReviewGrant, ReviewParams, ReviewRow, ADMIN_PERMISSION};
 pub use sql::{connect, open};
+pub use sso::{SsoConnection, SsoFlow, SsoSignIn, SsoSignedIn, SsoStore};
 pub use store::{ChangeListener, Store};
 pub use sweep::{sweep_inactive, REASON_INACTIVE};
 pub use usage::{day_of, UsageFilter, UsageRow, UsageTotal};

@@ -206,8 +206,10 @@ pub struct SessionRecord {
 }
 
 /// How a user authenticated: a set of RFC 8176 method names. `pwd` a password, `otp` a
-/// one-time code (a TOTP app or a recovery code), `hwk` a passkey; `mfa` is implied by a
-/// password plus one of the others.
+/// one-time code (a TOTP app or a recovery code), `hwk` a passkey, `fed` a sign-in
+/// through the org's own identity provider; `mfa` is implied by a password plus one of
+/// the others, and stands alone when the identity provider vouched for a second factor
+/// of its own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Amr(u8);
 
@@ -215,8 +217,16 @@ impl Amr {
     pub const PWD: Amr = Amr(1);
     pub const OTP: Amr = Amr(2);
     pub const HWK: Amr = Amr(4);
-    const NAMES: [(Amr, &'static str); 3] =
-        [(Amr::PWD, "pwd"), (Amr::OTP, "otp"), (Amr::HWK, "hwk")];
+    pub const FED: Amr = Amr(8);
+    /// A second factor the org's identity provider vouched for (its `amr` or `acr`).
+    pub const MFA: Amr = Amr(16);
+    const NAMES: [(Amr, &'static str); 5] = [
+        (Amr::PWD, "pwd"),
+        (Amr::OTP, "otp"),
+        (Amr::HWK, "hwk"),
+        (Amr::FED, "fed"),
+        (Amr::MFA, "mfa"),
+    ];
 
     pub fn with(self, other: Amr) -> Amr {
         Amr(self.0 | other.0)
@@ -228,14 +238,14 @@ impl Amr {
 
     /// A second factor was part of the sign-in.
     pub fn is_multi_factor(self) -> bool {
-        self.0 & (Amr::OTP.0 | Amr::HWK.0) != 0
+        self.0 & (Amr::OTP.0 | Amr::HWK.0 | Amr::MFA.0) != 0
     }
 
     /// The method names, `mfa` last when it applies: the `amr` claim.
     pub fn names(self) -> Vec<&'static str> {
         let mut names: Vec<&'static str> = Amr::NAMES
             .iter()
-            .filter(|(m, _)| self.contains(*m))
+            .filter(|(m, _)| *m != Amr::MFA && self.contains(*m))
             .map(|(_, n)| *n)
             .collect();
         if self.is_multi_factor() {
@@ -244,7 +254,8 @@ impl Amr {
         names
     }
 
-    /// As stored: the names separated by spaces (`mfa` not stored, it is implied).
+    /// As stored: the names separated by spaces (`mfa` only when the identity provider
+    /// vouched for it; otherwise it is implied).
     pub fn stored(self) -> String {
         let names: Vec<&str> = Amr::NAMES
             .iter()
@@ -262,19 +273,15 @@ impl Amr {
             .fold(Amr::default(), |acc, (m, _)| acc.with(*m))
     }
 
-    /// The `X-Partner-Auth-Methods` value: the names separated by commas.
+    /// The `X-Partner-Auth-Methods` value: the names separated by commas (computed once
+    /// per combination, so the request path only indexes a table).
     pub fn header_value(self) -> &'static str {
-        const VALUES: [&str; 8] = [
-            "",
-            "pwd",
-            "otp,mfa",
-            "pwd,otp,mfa",
-            "hwk,mfa",
-            "pwd,hwk,mfa",
-            "otp,hwk,mfa",
-            "pwd,otp,hwk,mfa",
-        ];
-        VALUES[usize::from(self.0 & 7)]
+        static VALUES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+            (0u8..32).map(|bits| Amr(bits).names().join(",")).collect()
+        });
+        VALUES
+            .get(usize::from(self.0 & 31))
+            .map_or("", String::as_str)
     }
 }
 

@@ -17,11 +17,14 @@ pub use super::error::{StoreError, StoreResult};
 pub use super::factors::FactorStore;
 pub use super::lifecycle::LifecycleStore;
 pub use super::mail::MailStore;
+pub use super::sso::SsoStore;
 
 /// What the gateway reads and writes in the directory. The partner lifecycle's part (orgs,
 /// invitations, grants, review decisions) is [`LifecycleStore`].
 #[async_trait]
-pub trait Store: LifecycleStore + FactorStore + MailStore + Send + Sync + 'static {
+pub trait Store:
+    LifecycleStore + FactorStore + MailStore + SsoStore + Send + Sync + 'static
+{
     /// "sqlite" or "postgres", for logs and `check`.
     fn kind(&self) -> &'static str;
 

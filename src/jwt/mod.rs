@@ -10,9 +10,9 @@ mod assertion;
 mod bearer;
 mod error;
 mod issuer;
-mod jwks;
-mod remote;
-mod token;
+pub(crate) mod jwks;
+pub(crate) mod remote;
+pub(crate) mod token;
 
 pub use assertion::{
     verify_assertion, AssertionClaims, AssertionSigner, Subject, ASSERTION_ISSUER,

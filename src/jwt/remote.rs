@@ -81,7 +81,7 @@ pub(crate) fn http_client() -> Result<reqwest::Client, String> {
 }
 
 /// GET `url`, refusing bodies over the JWKS size limit before and while reading.
-async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
+pub(crate) async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
     let mut response = client
         .get(url)
         .header(reqwest::header::ACCEPT, "application/json")

@@ -29,14 +29,19 @@ pub struct LoginQuery {
     step_up: Option<String>,
     /// `done`: the user just chose a new password.
     reset: Option<String>,
+    /// The email step is done: ask for the password of this email.
+    email: Option<String>,
+    /// Just signed out of an SSO session of this org: offer to sign out at its
+    /// identity provider too.
+    signed_out: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct LoginForm {
     #[serde(default)]
     email: String,
-    #[serde(default)]
-    password: String,
+    /// Absent on the email step.
+    password: Option<String>,
     #[serde(default)]
     csrf: String,
     rd: Option<String>,
@@ -67,15 +72,31 @@ pub async fn page(
         _ if q.reset.as_deref() == Some("done") => {
             Some("Your password was changed. Sign in with the new one.")
         }
+        _ if q.signed_out.is_some() => Some("You are signed out of the portal."),
         _ => None,
     };
-    form_response(
+    let org = q.signed_out.as_deref().filter(|o| {
+        !o.is_empty()
+            && o.len() <= 64
+            && o.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    let link = org.map(|o| format!("/.partnergate/sso/{o}/logout"));
+    let link = link
+        .as_deref()
+        .map(|href| (href, "Also sign out of your organisation's account"));
+    let email = q
+        .email
+        .as_deref()
+        .and_then(crate::session::normalized_email);
+    form_page(
         &ctx,
         &headers,
         StatusCode::OK,
         &rd,
-        "",
+        email.as_deref(),
         notice,
+        link,
         PortalOutcome::allow(),
     )
 }
@@ -103,6 +124,26 @@ pub(super) fn failure_page(
     )
 }
 
+/// The login page: the email step (`email` `None`) or the password step.
+#[allow(clippy::too_many_arguments)]
+fn form_page(
+    ctx: &PortalContext,
+    headers: &HeaderMap,
+    status: StatusCode,
+    rd: &str,
+    email: Option<&str>,
+    error: Option<&str>,
+    link: Option<(&str, &str)>,
+    outcome: PortalOutcome,
+) -> Response {
+    let (csrf, fresh) = csrf_token(ctx, headers);
+    let mut response = pages::login(status, &csrf, rd, email, error, link);
+    if fresh {
+        set_csrf_cookie(ctx, &mut response, &csrf);
+    }
+    with_outcome(response, outcome)
+}
+
 /// A sign-in that succeeded: end the session the browser had, set the new one, count it,
 /// and go to `rd` (or to enrolment first when the org requires a second factor the user
 /// does not have yet).
@@ -112,11 +153,12 @@ pub(super) async fn finish_sign_in(
     headers: &HeaderMap,
     rd: &str,
     outcome: LoginOutcome,
+    method: &str,
 ) -> Response {
     let config = &ctx.config;
     state
         .metrics
-        .login(outcome.org.as_deref(), outcome.result.as_str());
+        .login(outcome.org.as_deref(), outcome.result.as_str(), method);
     let Some(new) = outcome.session else {
         return failure_page(ctx, headers, rd, PortalOutcome::deny("no_session"));
     };
@@ -152,12 +194,7 @@ fn form_response(
     error: Option<&str>,
     outcome: PortalOutcome,
 ) -> Response {
-    let (csrf, fresh) = csrf_token(ctx, headers);
-    let mut response = pages::login(status, &csrf, rd, email, error);
-    if fresh {
-        set_csrf_cookie(ctx, &mut response, &csrf);
-    }
-    with_outcome(response, outcome)
+    form_page(ctx, headers, status, rd, Some(email), error, None, outcome)
 }
 
 /// The CSRF token of the browser's cookie, or a new one (`true`: set it as a cookie).
@@ -198,9 +235,12 @@ pub async fn submit(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let rd = safe_redirect(form.rd.as_deref());
+    let Some(password) = form.password else {
+        return email_step(&state, &ctx, &headers, &rd, &form.email, &form.csrf).await;
+    };
     let attempt = LoginAttempt {
         email: form.email,
-        password: form.password,
+        password,
         client_ip: ctx.client_ip,
         request_id: ctx.request_id.clone(),
     };
@@ -221,6 +261,11 @@ pub async fn submit(
             outcome,
         );
     }
+    match super::sso::enforced(&state, &attempt.email).await {
+        Ok(Some(c)) => return sso_required(&state, &ctx, &headers, &rd, attempt, &c).await,
+        Ok(None) => {}
+        Err(e) => return login_unavailable(&ctx, &headers, &rd, e.into()),
+    }
     let config = &ctx.config;
     let outcome = state
         .login
@@ -234,11 +279,13 @@ pub async fn submit(
         state.metrics.lockout(kind);
     }
     if outcome.result == LoginResult::Success {
-        return finish_sign_in(&state, &ctx, &headers, &rd, outcome).await;
+        return finish_sign_in(&state, &ctx, &headers, &rd, outcome, METHOD_PASSWORD).await;
     }
-    state
-        .metrics
-        .login(outcome.org.as_deref(), outcome.result.as_str());
+    state.metrics.login(
+        outcome.org.as_deref(),
+        outcome.result.as_str(),
+        METHOD_PASSWORD,
+    );
     let log = PortalOutcome {
         verdict: Verdict::Deny,
         reason: Some(outcome.result.as_str()),
@@ -265,6 +312,101 @@ pub async fn submit(
         );
     }
     failure_page(&ctx, &headers, &rd, log)
+}
+
+/// The `method` label of a sign-in with the password form.
+pub const METHOD_PASSWORD: &str = "password";
+
+/// The email step: an email of an org with its own identity provider leaves for it;
+/// any other gets the password step (the same answer whether or not a user has it).
+async fn email_step(
+    state: &PortalState,
+    ctx: &PortalContext,
+    headers: &HeaderMap,
+    rd: &str,
+    email: &str,
+    csrf: &str,
+) -> Response {
+    let Some(email) = crate::session::normalized_email(email) else {
+        let error = Some("Enter your work email.");
+        let outcome = PortalOutcome::deny("email_missing");
+        return form_page(
+            ctx,
+            headers,
+            StatusCode::BAD_REQUEST,
+            rd,
+            None,
+            error,
+            None,
+            outcome,
+        );
+    };
+    if !csrf_ok(ctx, headers, csrf) {
+        let error = Some("Your sign-in form expired. Please try again.");
+        let outcome = PortalOutcome::deny("csrf");
+        return form_page(
+            ctx,
+            headers,
+            StatusCode::FORBIDDEN,
+            rd,
+            None,
+            error,
+            None,
+            outcome,
+        );
+    }
+    match super::sso::routed(state, &email).await {
+        Ok(Some(c)) => super::sso::depart(state, ctx, &c, rd, Some(&email)).await,
+        Ok(None) => form_page(
+            ctx,
+            headers,
+            StatusCode::OK,
+            rd,
+            Some(&email),
+            None,
+            None,
+            PortalOutcome::allow(),
+        ),
+        Err(e) => login_unavailable(ctx, headers, rd, e.into()),
+    }
+}
+
+/// A password sent for an email whose org enforces SSO: refused (audited like any
+/// refused attempt, nothing counts towards a lockout), with the way to its provider.
+async fn sso_required(
+    state: &PortalState,
+    ctx: &PortalContext,
+    headers: &HeaderMap,
+    rd: &str,
+    attempt: LoginAttempt,
+    c: &crate::directory::SsoConnection,
+) -> Response {
+    let email = crate::session::normalized_email(&attempt.email).unwrap_or_default();
+    if let Err(e) = state.login.refuse(attempt, "sso_required").await {
+        tracing::error!(request_id = %ctx.request_id, "login attempt not audited: {e}");
+    }
+    state
+        .metrics
+        .login(Some(&c.org_id), "sso_required", METHOD_PASSWORD);
+    let href = super::sso::start_path(&c.org_id, rd);
+    let link = Some((href.as_str(), "Continue with your organisation's sign-in"));
+    let error = Some(
+        "Your organisation signs in through its own identity provider, not with a password here.",
+    );
+    let outcome = PortalOutcome {
+        org: Some(c.org_id.clone()),
+        ..PortalOutcome::deny("sso_required")
+    };
+    form_page(
+        ctx,
+        headers,
+        StatusCode::FORBIDDEN,
+        rd,
+        Some(&email),
+        error,
+        link,
+        outcome,
+    )
 }
 
 pub(super) fn login_unavailable(
@@ -299,13 +441,20 @@ pub async fn logout(
 ) -> Response {
     let mut outcome = PortalOutcome::allow();
     outcome.reason = Some("logout");
+    let mut next = LOGIN_PATH.to_string();
     if let Some(token) = session_cookie(&headers, &ctx.config) {
+        // An SSO session: offer to sign out at the org's provider too.
+        if let Ok(Some((live, entry))) = super::signed_in(&state, &ctx, &headers).await {
+            if live.amr.contains(crate::directory::Amr::FED) {
+                next = format!("{LOGIN_PATH}?signed_out={}", entry.identity.org.id);
+            }
+        }
         if let Err(e) = state.sessions().end(token).await {
             tracing::error!(request_id = %ctx.request_id, "logout: {e}");
             outcome = outcome.with(Verdict::Error, "directory_unavailable");
         }
     }
-    let mut response = see_other(LOGIN_PATH);
+    let mut response = see_other(&next);
     set_cookie(
         &mut response,
         &cookie::clear(&ctx.config.session.cookie_name, scope(&ctx)),

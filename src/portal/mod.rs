@@ -14,6 +14,7 @@ mod passkey;
 mod rd;
 mod reset;
 mod second;
+mod sso;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -115,6 +116,8 @@ pub struct PortalState {
     pub notifier: Arc<dyn Notifier>,
     /// With `[mail]`: invitations, reset links and lockout notices go out as mail.
     pub mail: Option<crate::mail::Mail>,
+    /// Partner SSO: the OpenID Connect client of every org's connection.
+    pub sso: Arc<crate::sso::Sso>,
 }
 
 impl PortalState {
@@ -175,6 +178,13 @@ pub fn router(state: Arc<PortalState>) -> Router {
             "/.partnergate/account/sessions/end-others",
             post(account::end_other_sessions),
         )
+        .route("/.partnergate/sso/callback", get(sso::callback))
+        .route("/.partnergate/sso/{org}/start", get(sso::start))
+        .route("/.partnergate/sso/{org}/logout", get(sso::provider_logout))
+        .route(
+            "/.partnergate/sso/{org}/backchannel-logout",
+            post(sso::backchannel),
+        )
         .route("/.partnergate/whoami", get(whoami))
         .route("/.partnergate/jwks.json", get(jwks))
         .route(
@@ -195,6 +205,8 @@ pub fn router(state: Arc<PortalState>) -> Router {
 /// Writes must come from a page of `public_url`: `Origin`, else `Referer`.
 /// A request with `Authorization: Bearer` is exempt: a browser never adds that header on
 /// its own, and the admin API then authenticates it by the token alone (never the cookie).
+/// So is an identity provider's back-channel logout: server to server, with no cookie,
+/// authenticated by the signed logout token it carries.
 async fn check_origin(
     Extension(ctx): Extension<PortalContext>,
     request: Request,
@@ -205,7 +217,10 @@ async fn check_origin(
         Method::GET | Method::HEAD | Method::OPTIONS
     );
     let bearer = crate::jwt::bearer_token(request.headers()).is_some();
-    if write && !bearer && !same_origin(request.headers(), &ctx) {
+    let path = request.uri().path();
+    let backchannel =
+        path.starts_with("/.partnergate/sso/") && path.ends_with("/backchannel-logout");
+    if write && !bearer && !backchannel && !same_origin(request.headers(), &ctx) {
         return with_outcome(
             pages::message(
                 StatusCode::FORBIDDEN,

@@ -56,26 +56,52 @@ pub fn login(
     status: StatusCode,
     csrf: &str,
     rd: &str,
-    email: &str,
+    email: Option<&str>,
     error: Option<&str>,
+    link: Option<(&str, &str)>,
 ) -> Response {
     let error = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
-    let body = format!(
-        "<h1>Partner sign-in</h1>{error}\
-<form method=\"post\" action=\"/.partnergate/login\">\
-<input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-<input type=\"hidden\" name=\"rd\" value=\"{}\">\
+    let link = link
+        .map(|(href, text)| {
+            format!(
+                "<p><a id=\"sso-link\" href=\"{}\">{}</a></p>",
+                escape(href),
+                escape(text)
+            )
+        })
+        .unwrap_or_default();
+    let hidden = format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+<input type=\"hidden\" name=\"rd\" value=\"{}\">",
+        escape(csrf),
+        escape(rd)
+    );
+    // The email first: an email of an org with its own identity provider goes there;
+    // the others get the password field next.
+    let form = match email {
+        None => format!(
+            "<form method=\"post\" action=\"/.partnergate/login\">{hidden}\
+<label for=\"email\">Work email</label>\
+<input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required autofocus>\
+<button id=\"continue\" type=\"submit\">Continue</button></form>"
+        ),
+        Some(email) => format!(
+            "<form method=\"post\" action=\"/.partnergate/login\">{hidden}\
 <label for=\"email\">Work email</label>\
 <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required value=\"{}\">\
 <label for=\"password\">Password</label>\
-<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
 <button type=\"submit\">Sign in</button></form>\
-<p><a href=\"/.partnergate/reset\">Forgot password?</a></p>",
-        escape(csrf),
-        escape(rd),
-        escape(email),
+<p><a href=\"/.partnergate/login?rd={}\">Use another email</a></p>",
+            escape(email),
+            escape(&crate::sso::form_value(rd)),
+        ),
+    };
+    let body = format!(
+        "<h1>Partner sign-in</h1>{error}{link}{form}\
+<p><a href=\"/.partnergate/reset\">Forgot password?</a></p>"
     );
     document(status, "Partner sign-in", &body)
 }

@@ -411,7 +411,7 @@ pub async fn sign_in(
     if outcome.result != LoginResult::Success {
         state
             .metrics
-            .login(outcome.org.as_deref(), outcome.result.as_str());
+            .login(outcome.org.as_deref(), outcome.result.as_str(), "passkey");
         for kind in &outcome.new_lockouts {
             state.metrics.lockout(kind);
         }
@@ -427,7 +427,7 @@ pub async fn sign_in(
         );
     }
     // The HTML sign-in's answer (a 303 with the session cookie), as JSON for the script.
-    let signed_in = finish_sign_in(&state, &ctx, &headers, &rd, outcome).await;
+    let signed_in = finish_sign_in(&state, &ctx, &headers, &rd, outcome, "passkey").await;
     let location = signed_in
         .headers()
         .get(header::LOCATION)

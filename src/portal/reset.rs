@@ -108,6 +108,10 @@ async fn queue_reset(
     let Some(email) = crate::session::normalized_email(email) else {
         return Ok("reset_unknown");
     };
+    // An org that enforces SSO has no passwords here to reset.
+    if super::sso::enforced(state, &email).await?.is_some() {
+        return Ok("reset_sso_required");
+    }
     let store = state.sessions().directory().store().clone();
     let Some(user) = store.user_by_email(&email).await? else {
         return Ok("reset_unknown");

@@ -148,14 +148,14 @@ pub(super) async fn answer(
     };
     let still_waiting = outcome.challenge.is_some();
     if outcome.result == LoginResult::Success {
-        let mut response = finish_sign_in(state, ctx, headers, rd, outcome).await;
+        let mut response = finish_sign_in(state, ctx, headers, rd, outcome, "otp").await;
         let clear = cookie::clear(&challenge_cookie_name(ctx), scope(ctx));
         set_cookie(&mut response, &clear);
         return response;
     }
     state
         .metrics
-        .login(outcome.org.as_deref(), outcome.result.as_str());
+        .login(outcome.org.as_deref(), outcome.result.as_str(), "otp");
     for kind in &outcome.new_lockouts {
         state.metrics.lockout(kind);
     }

@@ -29,6 +29,8 @@ mod mail_impl;
 #[macro_use]
 mod review_impl;
 #[macro_use]
+mod sso_impl;
+#[macro_use]
 mod store_impl;
 #[macro_use]
 mod usage_impl;
@@ -41,6 +43,7 @@ mod postgres;
 mod queries;
 mod rows;
 mod sqlite;
+mod sso_queries;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -78,6 +81,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "factors",
         include_str!("../../../migrations/0007_factors.sql"),
     ),
+    (8, "sso", include_str!("../../../migrations/0008_sso.sql")),
 ];
 
 /// The migrations compiled into the binary, so a deployment needs no `migrations/` dir.

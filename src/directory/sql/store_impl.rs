@@ -422,5 +422,6 @@ macro_rules! sql_store {
         sql_usage!($store, $db);
         sql_factors!($store, $db);
         sql_mail!($store, $db);
+        sql_sso!($store, $db);
     };
 }

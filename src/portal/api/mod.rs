@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod ops;
 mod orgs;
 mod scope;
+mod sso;
 mod users;
 
 use std::sync::Arc;
@@ -61,6 +62,15 @@ pub fn router() -> Router {
         .route("/orgs/{org}", get(orgs::get).patch(orgs::update))
         .route("/orgs/{org}/{action}", post(orgs::status))
         .route("/orgs/{org}/users", get(users::list))
+        .route(
+            "/orgs/{org}/sso",
+            get(sso::get).put(sso::put).delete(sso::delete),
+        )
+        .route("/orgs/{org}/domains", get(sso::domains))
+        .route(
+            "/orgs/{org}/domains/{domain}",
+            put(sso::add_domain).delete(sso::remove_domain),
+        )
         .route(
             "/orgs/{org}/invitations",
             get(invitations::list).post(invitations::invite),

@@ -300,6 +300,59 @@ op!(AUDIT_LIST, "listAudit", GET, "/audit", REVIEW, false, "audit.list", 200, No
 op!(USAGE_GET, "getUsage", GET, "/usage", REVIEW, false, "usage.get", 200, None,
     "Request counts per org, user and route over ?window=1d|7d|30d (default 7d), optionally for one ?org= or ?user= (id or email); delegated admins see their own org");
 
+op!(
+    SSO_GET,
+    "getOrgSso",
+    GET,
+    "/orgs/{org}/sso",
+    ORGS_OR_USERS,
+    false,
+    "sso.connection.get",
+    200,
+    None,
+    "The org's OpenID Connect connection (where the client secret is read, never the secret)"
+);
+op!(SSO_PUT, "putOrgSso", PUT, "/orgs/{org}/sso", ORGS, true, "sso.connection.put", 200, Some("SsoConnection"),
+    "Create or replace the org's OpenID Connect connection; the provider's discovery document must answer, and every role it can hand out must be delegable and allowed in the org");
+op!(
+    SSO_DELETE,
+    "deleteOrgSso",
+    DELETE,
+    "/orgs/{org}/sso",
+    ORGS,
+    true,
+    "sso.connection.delete",
+    200,
+    None,
+    "Remove the org's OpenID Connect connection (its users sign in with a password again)"
+);
+op!(
+    DOMAINS_LIST,
+    "listOrgDomains",
+    GET,
+    "/orgs/{org}/domains",
+    ORGS_OR_USERS,
+    false,
+    "sso.domain.list",
+    200,
+    None,
+    "The org's email domains: sign-ins with these emails go to the org's identity provider"
+);
+op!(DOMAIN_ADD, "addOrgDomain", PUT, "/orgs/{org}/domains/{domain}", ORGS, true, "sso.domain.add", 201, None,
+    "Attach an email domain to the org (a domain belongs to one org at most: 409 when another has it; 200 when this org has it already)");
+op!(
+    DOMAIN_REMOVE,
+    "removeOrgDomain",
+    DELETE,
+    "/orgs/{org}/domains/{domain}",
+    ORGS,
+    true,
+    "sso.domain.remove",
+    200,
+    None,
+    "Detach an email domain from the org"
+);
+
 /// Every operation, for the OpenAPI document.
 pub static OPS: &[&Op] = &[
     &ME,
@@ -327,4 +380,10 @@ pub static OPS: &[&Op] = &[
     &REVIEW_DECIDE,
     &AUDIT_LIST,
     &USAGE_GET,
+    &SSO_GET,
+    &SSO_PUT,
+    &SSO_DELETE,
+    &DOMAINS_LIST,
+    &DOMAIN_ADD,
+    &DOMAIN_REMOVE,
 ];

@@ -348,7 +348,8 @@
     const roles = await allRoles();
     const users = block(() => usersTable(org, users));
     const invitations = block(() => invitationsTable(org));
-    await Promise.all([users.reload(), invitations.reload()]);
+    const sso = block(() => ssoBlock(org, roles, sso));
+    await Promise.all([users.reload(), invitations.reload(), sso.reload()]);
     return [
       el('p', { class: 'crumbs' }, link('#/orgs', 'Organisations'), ' › ', org.name),
       el('h1', {}, org.name),
@@ -357,7 +358,126 @@
       el('h2', {}, 'Users'), users.node,
       el('h2', {}, 'Invite a user'), inviteForm(org, roles, users, invitations),
       el('h2', {}, 'Invitations'), invitations.node,
+      el('h2', {}, 'Single sign-on'), sso.node,
     ];
+  }
+
+  // ---- Single sign-on: the org's identity provider and email domains ----
+
+  async function ssoBlock(org, roles, self) {
+    const path = '/orgs/' + enc(org.id);
+    const { domains } = await api('GET', path + '/domains');
+    let connection = null;
+    try {
+      connection = await api('GET', path + '/sso');
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.status !== 404) throw e;
+    }
+    const owner = can.ownOrgs();
+    const rows = domains.map((d) => el('tr', { 'data-domain': d }, el('td', {}, d),
+      el('td', {}, owner ? confirmed('Remove', 'Remove ' + d + '?', async () => {
+        await api('DELETE', path + '/domains/' + enc(d));
+        await self.reload('Domain ' + d + ' removed.');
+      }) : '')));
+    const out = [
+      el('p', { class: 'muted' }, 'Sign-ins with an email of these domains go to the organisation\'s identity provider.'),
+      table('domains-table', ['Domain', ''], rows, 'No domains yet.'),
+    ];
+    if (owner) out.push(domainForm(path, self));
+    out.push(el('h3', {}, 'Identity provider'));
+    if (connection) {
+      const map = Object.entries(connection.role_map).map(([k, v]) => k + ' → ' + v).join(', ');
+      out.push(el('dl', { id: 'sso-connection', class: 'facts' },
+        el('dt', {}, 'Issuer'), el('dd', {}, connection.issuer),
+        el('dt', {}, 'Client id'), el('dd', {}, connection.client_id),
+        el('dt', {}, 'Client secret'), el('dd', {}, 'read from ' + connection.client_secret),
+        el('dt', {}, 'New users'), el('dd', {}, connection.jit ? 'created at first sign-in with ' + (connection.default_roles.join(', ') || 'no roles') : 'must be invited first'),
+        el('dt', {}, 'Roles from'), el('dd', {}, connection.roles_claim ? connection.roles_claim + (map ? ': ' + map : '') : 'the portal (not the provider)'),
+        el('dt', {}, 'Passwords'), el('dd', {}, connection.enforce ? 'refused: SSO only' : 'still allowed'),
+        el('dt', {}, 'Second factor'), el('dd', {}, connection.idp_mfa ? 'the provider\'s MFA counts' : 'not taken from the provider')));
+      if (owner) {
+        out.push(confirmed('Remove connection', 'Members will sign in with a password again. Remove?', async () => {
+          await api('DELETE', path + '/sso');
+          await self.reload('The connection was removed.');
+        }));
+      }
+    } else {
+      out.push(el('p', { class: 'muted', id: 'sso-none' }, 'None: members sign in with a password.'));
+    }
+    if (owner) out.push(connectionForm(org, roles, connection, self));
+    return out;
+  }
+
+  function domainForm(path, self) {
+    const input = el('input', { id: 'domain-name', required: true, placeholder: 'acme.example', autocomplete: 'off' });
+    const slot = el('div', { class: 'slot' });
+    const go = el('button', { type: 'submit', id: 'domain-add' }, 'Add domain');
+    const form = el('form', { id: 'domain-form', class: 'inline' }, input, go, slot);
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      act(go, slot, async () => {
+        const d = input.value.trim();
+        await api('PUT', path + '/domains/' + enc(d));
+        await self.reload('Domain ' + d + ' added.');
+      });
+    });
+    return form;
+  }
+
+  function connectionForm(org, roles, c, self) {
+    const field = (id, label, value, placeholder) => {
+      const input = el('input', { id, autocomplete: 'off', placeholder: placeholder || '' });
+      input.value = value || '';
+      return [el('label', { for: id }, label), input];
+    };
+    const check = (id, label, on) => {
+      const box = el('input', { type: 'checkbox', id });
+      box.checked = !!on;
+      return el('label', { class: 'check' }, box, ' ', label);
+    };
+    const mapText = c ? Object.entries(c.role_map).map(([k, v]) => k + '=' + v).join('\n') : '';
+    const map = el('textarea', { id: 'sso-role-map', rows: 3, placeholder: 'sales=partner-sales' });
+    map.value = mapText;
+    const choices = assignable(roles, org).filter((r) => r.delegable);
+    const slot = el('div', { class: 'slot', id: 'sso-result' });
+    const go = el('button', { type: 'submit', class: 'primary', id: 'sso-save' }, c ? 'Save connection' : 'Connect');
+    const form = el('form', { id: 'sso-form', class: 'stack' },
+      ...field('sso-issuer', 'Issuer URL', c && c.issuer, 'https://login.example.com'),
+      ...field('sso-client-id', 'Client id', c && c.client_id),
+      ...field('sso-secret', 'Client secret from', c && c.client_secret, 'env:ACME_OIDC_SECRET or file:/run/secrets/acme'),
+      ...field('sso-roles-claim', 'Roles claim (optional)', c && c.roles_claim, 'groups'),
+      el('label', { for: 'sso-role-map' }, 'Claim value = role, one per line'), map,
+      roleBoxes('sso-default-role', choices, c ? c.default_roles : [], 'Roles of new users'),
+      check('sso-jit', 'Create users at their first sign-in', c ? c.jit : true),
+      check('sso-enforce', 'Refuse passwords for these domains', c && c.enforce),
+      check('sso-idp-mfa', 'Count the provider\'s MFA as a second factor', c && c.idp_mfa),
+      el('div', {}, go), slot);
+    const value = (id) => form.querySelector('#' + id).value.trim();
+    const on = (id) => form.querySelector('#' + id).checked;
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      act(go, slot, async () => {
+        const roleMap = {};
+        for (const line of map.value.split('\n')) {
+          const [k, v] = line.split('=').map((x) => x && x.trim());
+          if (k && v) roleMap[k] = v;
+        }
+        const body = {
+          issuer: value('sso-issuer'),
+          client_id: value('sso-client-id'),
+          client_secret: value('sso-secret'),
+          role_map: roleMap,
+          default_roles: checkedValues(form, 'sso-default-role'),
+          jit: on('sso-jit'),
+          enforce: on('sso-enforce'),
+          idp_mfa: on('sso-idp-mfa'),
+        };
+        if (value('sso-roles-claim')) body.roles_claim = value('sso-roles-claim');
+        await api('PUT', '/orgs/' + enc(org.id) + '/sso', body);
+        await self.reload('The connection is saved. Members of its domains now sign in there.');
+      });
+    });
+    return form;
   }
 
   // The org's second-factor requirement; owner admins may change it.
