@@ -356,7 +356,7 @@ async fn email_step(
         );
     }
     match super::sso::routed(state, &email).await {
-        Ok(Some(c)) => super::sso::depart(state, ctx, &c, rd, Some(&email)).await,
+        Ok(Some(c)) => super::sso::depart(state, ctx, &c, rd, Some(&email), false).await,
         Ok(None) => form_page(
             ctx,
             headers,

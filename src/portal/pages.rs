@@ -31,9 +31,13 @@ pub fn escape(s: &str) -> String {
 }
 
 pub(super) fn document(status: StatusCode, title: &str, body: &str) -> Response {
+    document_with_head(status, title, "", body)
+}
+
+fn document_with_head(status: StatusCode, title: &str, head: &str, body: &str) -> Response {
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{head}\
 <title>{}</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
         escape(title)
     );
@@ -49,6 +53,20 @@ pub(super) fn document(status: StatusCode, title: &str, body: &str) -> Response 
         HeaderValue::from_static("same-origin"),
     );
     response
+}
+
+/// On the way to an org's identity provider: a page that goes on at once (a refresh,
+/// not a redirect, because the login form's `form-action 'self'` would block a form
+/// submission that redirects to another origin), with a link for a browser that does
+/// not follow refreshes.
+pub fn onward(url: &str) -> Response {
+    let url = escape(url);
+    let head = format!("<meta http-equiv=\"refresh\" content=\"0;url={url}\">");
+    let body = format!(
+        "<h1>Continuing to your organisation's sign-in</h1>\
+<p><a id=\"sso-continue\" href=\"{url}\">Continue</a></p>"
+    );
+    document_with_head(StatusCode::OK, "Partner sign-in", &head, &body)
 }
 
 /// The sign-in form.

@@ -75,13 +75,16 @@ pub(super) fn start_path(org_id: &str, rd: &str) -> String {
 }
 
 /// Send the browser to `c`'s provider: the flow remembered in the directory (any
-/// instance can take the callback), `state` in a cookie bound to this browser.
+/// instance can take the callback), `state` in a cookie bound to this browser. A plain
+/// navigation (`navigation`: a link, a bookmark) is redirected; the answer to the login
+/// form is a page that goes on by itself ([`pages::onward`]).
 pub(super) async fn depart(
     state: &PortalState,
     ctx: &PortalContext,
     c: &SsoConnection,
     rd: &str,
     login_hint: Option<&str>,
+    navigation: bool,
 ) -> Response {
     let now = state.sessions().clock().now();
     let departure = match state
@@ -111,7 +114,11 @@ pub(super) async fn depart(
     if let Err(e) = stored {
         return super::unavailable(ctx, &e);
     }
-    let mut response = see_other(&departure.url);
+    let mut response = if navigation {
+        see_other(&departure.url)
+    } else {
+        pages::onward(&departure.url)
+    };
     let value = cookie::set(&flow_cookie_name(ctx), &departure.state, scope(ctx));
     set_cookie(&mut response, &value);
     with_outcome(
@@ -140,7 +147,7 @@ pub async fn start(
     let rd = safe_redirect(q.rd.as_deref());
     let store = state.sessions().directory().store().clone();
     match store.sso_connection(&org).await {
-        Ok(Some(c)) => depart(&state, &ctx, &c, &rd, None).await,
+        Ok(Some(c)) => depart(&state, &ctx, &c, &rd, None, true).await,
         Ok(None) => with_outcome(
             pages::message(
                 StatusCode::NOT_FOUND,

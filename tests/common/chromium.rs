@@ -285,6 +285,47 @@ impl Chromium {
 }
 
 impl Chromium {
+    /// Sign in on the login page the tab is on (or about to show): the email step, then
+    /// the password step. Returns once the password form was sent.
+    pub async fn password_sign_in(&mut self, tab: &Tab, email: &str, password: &str) {
+        self.email_step(tab, email).await;
+        self.wait_for(
+            tab,
+            "the password step",
+            "location.pathname === '/.partnergate/login' && document.readyState === 'complete' && !!document.querySelector('#password')",
+        )
+        .await;
+        let fill = format!(
+            "document.querySelector('#email').value = {}; document.querySelector('#password').value = {}; true",
+            json!(email),
+            json!(password)
+        );
+        self.run(tab, &fill).await;
+        // The page navigates away while this returns: its answer may be lost.
+        let _ = self
+            .eval(tab, "document.querySelector('form').requestSubmit(); true")
+            .await;
+    }
+
+    /// The login page's first step: type the email and continue (to the password step, or
+    /// to the org's identity provider).
+    pub async fn email_step(&mut self, tab: &Tab, email: &str) {
+        self.wait_for(
+            tab,
+            "the login page's email step",
+            "location.pathname === '/.partnergate/login' && document.readyState === 'complete' && !!document.querySelector('#continue')",
+        )
+        .await;
+        let fill = format!(
+            "document.querySelector('#email').value = {}; true",
+            json!(email)
+        );
+        self.run(tab, &fill).await;
+        let _ = self
+            .eval(tab, "document.querySelector('form').requestSubmit(); true")
+            .await;
+    }
+
     /// Save a PNG of the whole page (for looking at what a test saw).
     pub async fn screenshot(&mut self, tab: &Tab, path: &Path) {
         use base64::Engine;

@@ -4,6 +4,7 @@
 
 pub mod chromium;
 pub mod h2;
+pub mod oidc;
 pub mod raw;
 pub mod sink;
 pub mod smtp;

@@ -141,17 +141,7 @@ async fn sign_in(chromium: &mut Chromium, tab: &Tab, base: &str, email: &str) {
         .run(tab, "document.querySelector('input[name=rd]').value")
         .await;
     assert_eq!(rd, CONSOLE);
-    let fill = format!(
-        "document.querySelector('#email').value = {}; \
-         document.querySelector('#password').value = {}; true",
-        json!(email),
-        json!(DEMO_PASSWORD)
-    );
-    chromium.run(tab, &fill).await;
-    // The page navigates away while this returns: its answer may be lost.
-    let _ = chromium
-        .eval(tab, "document.querySelector('form').requestSubmit(); true")
-        .await;
+    chromium.password_sign_in(tab, email, DEMO_PASSWORD).await;
     chromium
         .wait_for(
             tab,

@@ -19,6 +19,7 @@ mod policy;
 mod ratelimit;
 mod review;
 mod revocation;
+mod sso;
 mod streams;
 mod strictness;
 mod usage;

@@ -3,7 +3,7 @@
 //! second factor, through the gateway's real pages, on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::common::chromium::{Chromium, Tab};
 use crate::common::*;
@@ -32,23 +32,10 @@ upstream = "portal"
     )
 }
 
-/// Fill and send the password form the tab shows.
+/// Sign in as bob with the password, through both steps of the login page.
 async fn password_form(chromium: &mut Chromium, tab: &Tab) {
     chromium
-        .wait_for(
-            tab,
-            "the login form",
-            "location.pathname === '/.partnergate/login' && document.readyState === 'complete' && !!document.querySelector('#password')",
-        )
-        .await;
-    let fill = format!(
-        "document.querySelector('#email').value = {}; document.querySelector('#password').value = {}; true",
-        json!("bob@acme.example"),
-        json!(DEMO_PASSWORD)
-    );
-    chromium.run(tab, &fill).await;
-    let _ = chromium
-        .eval(tab, "document.querySelector('form').requestSubmit(); true")
+        .password_sign_in(tab, "bob@acme.example", DEMO_PASSWORD)
         .await;
 }
 
