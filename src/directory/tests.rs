@@ -18,6 +18,7 @@ mod import;
 mod lifecycle;
 mod mail;
 mod review;
+mod sso;
 mod usage;
 
 /// Override with `PARTNERGATE_TEST_POSTGRES` (a URL without a query string).
