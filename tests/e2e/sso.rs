@@ -701,3 +701,75 @@ async fn the_whole_sso_sign_in_in_chromium() {
     );
     assert!(chromium.problems().is_empty(), "{:?}", chromium.problems());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_attaches_a_domain_and_connects_the_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("directory.db").display());
+    let s = setup(&url).await;
+    let base = format!("http://{}", s.gw.http);
+    let mut chromium = Chromium::launch().await;
+    let tab = chromium.new_tab().await;
+    chromium
+        .navigate(&tab, &format!("{base}/.partnergate/admin/#/orgs/acme"))
+        .await;
+    chromium
+        .password_sign_in(&tab, "owner@northwind.example", DEMO_PASSWORD)
+        .await;
+    chromium
+        .wait_for(
+            &tab,
+            "the console",
+            "location.pathname === '/.partnergate/admin/' && !!document.querySelector('#who')",
+        )
+        .await;
+    chromium
+        .navigate(&tab, &format!("{base}/.partnergate/admin/#/orgs/acme"))
+        .await;
+    chromium
+        .wait_for(
+            &tab,
+            "the org's SSO block",
+            "!!document.querySelector('#sso-none') && !!document.querySelector('#domain-form')",
+        )
+        .await;
+    chromium
+        .run(&tab, "document.querySelector('#domain-name').value = 'acme.example'; document.querySelector('#domain-form').requestSubmit(); true")
+        .await;
+    chromium
+        .wait_for(
+            &tab,
+            "the domain row",
+            "!!document.querySelector('#domains-table tr[data-domain=\"acme.example\"]')",
+        )
+        .await;
+    let fill = format!(
+        "(() => {{ const v = (id, x) => document.querySelector(id).value = x; \
+         v('#sso-issuer', {}); v('#sso-client-id', 'gw-acme'); v('#sso-secret', {}); \
+         v('#sso-roles-claim', 'groups'); v('#sso-role-map', 'sales=partner-user'); \
+         document.querySelector('#sso-form').requestSubmit(); return true; }})()",
+        json!(s.idp.issuer()),
+        json!(s.secret_file)
+    );
+    chromium.run(&tab, &fill).await;
+    let shown = chromium
+        .wait_for(
+            &tab,
+            "the saved connection",
+            "(document.querySelector('#sso-connection') || {}).textContent",
+        )
+        .await;
+    let shown = shown.as_str().unwrap().to_string();
+    assert!(shown.contains(&s.idp.issuer()), "{shown}");
+    assert!(shown.contains("sales → partner-user"), "{shown}");
+    assert!(
+        !shown.contains("0123456789"),
+        "no secret in the console: {shown}"
+    );
+    let (status, c) = api(&s.owner, "GET", "/orgs/acme/sso", None).await;
+    assert_eq!((status, c["client_id"].as_str()), (200, Some("gw-acme")));
+    // And it works: jane signs in through it.
+    let (_, resp) = sso_sign_in(&s, "jane@acme.example", "jane", "/").await;
+    assert_eq!(resp.status(), 303);
+    assert!(chromium.problems().is_empty(), "{:?}", chromium.problems());
+}
