@@ -82,7 +82,7 @@ pub(crate) fn http_client() -> Result<reqwest::Client, String> {
 
 /// GET `url`, refusing bodies over the JWKS size limit before and while reading.
 pub(crate) async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
-    let mut response = client
+    let response = client
         .get(url)
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
@@ -97,14 +97,22 @@ pub(crate) async fn fetch(client: &reqwest::Client, url: &str) -> Result<Vec<u8>
     {
         return Err(format!("JWKS larger than {MAX_JWKS_BYTES} bytes"));
     }
+    read_body(response, MAX_JWKS_BYTES).await
+}
+
+/// The body of `response`, refused once it grows over `limit` bytes.
+pub(crate) async fn read_body(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
         .map_err(|e| format!("reading the body failed: {e}"))?
     {
-        if body.len() + chunk.len() > MAX_JWKS_BYTES {
-            return Err(format!("JWKS larger than {MAX_JWKS_BYTES} bytes"));
+        if body.len() + chunk.len() > limit {
+            return Err(format!("body larger than {limit} bytes"));
         }
         body.extend_from_slice(&chunk);
     }

@@ -345,19 +345,8 @@ struct TokenError {
     error: String,
 }
 
-async fn limited(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("reading the body failed: {e}"))?
-    {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(format!("response larger than {MAX_RESPONSE_BYTES} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+async fn limited(response: reqwest::Response) -> Result<Vec<u8>, String> {
+    crate::jwt::remote::read_body(response, MAX_RESPONSE_BYTES).await
 }
 
 /// `application/x-www-form-urlencoded` pairs appended to `out`.
