@@ -42,6 +42,9 @@ pub struct AccessRecord {
     /// allow | deny | shadow_deny | unauthenticated | ratelimited | error
     pub decision: &'static str,
     pub reason: Option<&'static str>,
+    /// Who asked: `proxy` (a request through the gateway), or the forward-auth mode
+    /// (`nginx`, `envoy`, `traefik`) of a check another proxy made.
+    pub mode: &'static str,
     /// Truncated to [`USER_AGENT_MAX`] bytes when written.
     pub user_agent: Option<HeaderValue>,
 }
@@ -105,6 +108,7 @@ impl AccessRecord {
         field_str(out, "org", self.org.as_ref().map(Text::as_bytes));
         field_str(out, "decision", Some(self.decision.as_bytes()));
         field_str(out, "reason", self.reason.map(str::as_bytes));
+        field_str(out, "mode", Some(self.mode.as_bytes()));
         let ua = self.user_agent.as_ref().map(|v| {
             let b = v.as_bytes();
             &b[..b.len().min(USER_AGENT_MAX)]

@@ -14,6 +14,8 @@ pub mod names {
         "partnergate_upstream_request_duration_seconds";
     pub const UPSTREAM_HEALTHY: &str = "partnergate_upstream_healthy";
     pub const LOGINS_TOTAL: &str = "partnergate_logins_total";
+    pub const FORWARD_AUTH_REQUESTS_TOTAL: &str = "partnergate_forward_auth_requests_total";
+    pub const AUDIT_CHAIN_VALID: &str = "partnergate_audit_chain_valid";
     pub const LOGIN_LOCKOUTS_TOTAL: &str = "partnergate_login_lockouts_total";
     pub const SESSIONS_ACTIVE: &str = "partnergate_sessions_active";
     pub const USERS: &str = "partnergate_users";
@@ -84,6 +86,11 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub access_log_dropped: IntCounter,
     pub logins: IntCounterVec,
+    /// Forward-auth checks answered, by mode and decision.
+    pub forward_auth: IntCounterVec,
+    /// 1 when the last background check of the audit chain passed, 0 when it found a
+    /// broken record (absent until the first check).
+    pub audit_chain_valid: IntGaugeVec,
     pub login_lockouts: IntCounterVec,
     pub sessions_active: IntGauge,
     pub users: IntGaugeVec,
@@ -141,6 +148,16 @@ impl Metrics {
                 names::LOGINS_TOTAL,
                 "Sign-in steps by org (top orgs, the rest as other), result and method (password, otp, passkey, sso).",
                 &[ORG, RESULT, "method"],
+            ),
+            forward_auth: reg.counter_vec(
+                names::FORWARD_AUTH_REQUESTS_TOTAL,
+                "Forward-auth checks answered for another proxy, by mode (nginx, envoy, traefik) and decision.",
+                &["mode", "decision"],
+            ),
+            audit_chain_valid: reg.gauge_vec(
+                names::AUDIT_CHAIN_VALID,
+                "1 when the last background check of the audit log's hash chain passed, 0 when it found a broken record.",
+                &[],
             ),
             login_lockouts: reg.counter_vec(
                 names::LOGIN_LOCKOUTS_TOTAL,

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::*;
 
-const FIELDS: [&str; 17] = [
+const FIELDS: [&str; 18] = [
     "ts",
     "request_id",
     "client_ip",
@@ -24,6 +24,7 @@ const FIELDS: [&str; 17] = [
     "org",
     "decision",
     "reason",
+    "mode",
     "user_agent",
 ];
 
@@ -45,6 +46,7 @@ fn record(id: &str) -> AccessRecord {
         org: Some(Text::Owned("acme".into())),
         decision: "allow",
         reason: None,
+        mode: "proxy",
         user_agent: Some(HeaderValue::from_static("curl/8.5")),
     }
 }

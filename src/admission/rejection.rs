@@ -137,6 +137,8 @@ pub enum Reason {
     UpstreamUnavailable,
     UpstreamTimeout,
     ClientClosed,
+    /// A forward-auth check from a peer that is not a trusted proxy.
+    UntrustedPeer,
     Internal,
 }
 
@@ -146,6 +148,7 @@ impl Reason {
         match self {
             Reason::Malformed(m) => m.reason(),
             Reason::Strict(s) => s.reason(),
+            Reason::UntrustedPeer => "untrusted_peer",
             Reason::StreamReset => "stream_reset",
             Reason::Unparsable => "malformed",
             Reason::HeaderTooLarge => "header_too_large",

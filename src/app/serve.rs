@@ -85,6 +85,7 @@ pub fn run(path: &Path) -> Result<(), StartError> {
     ));
     background.spawn(super::services::upkeep(shared.clone()));
     background.spawn(super::services::usage_flush(shared.clone()));
+    background.spawn(super::services::audit_check(shared.clone()));
     let watcher = background.block_on(super::watcher::Watcher::start(
         shared.services.directory.clone(),
         shared.services.sessions.clone(),
@@ -113,6 +114,9 @@ pub fn run(path: &Path) -> Result<(), StartError> {
         tokio::net::TcpListener::from_std(admin).map_err(|e| StartError::Runtime(e.to_string()))?
     };
     background.spawn(crate::admin::serve(admin, shared.clone(), reloader.clone()));
+    if let Some(every) = config.server.watch_config {
+        background.spawn(watch_config(path.to_path_buf(), reloader.clone(), every));
+    }
     background.spawn(operator_signals(shared.clone(), reloader));
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
@@ -265,6 +269,27 @@ fn drain_then_exit(
         .block_on(async move { tokio::time::timeout(Duration::from_secs(2), log.flush()).await });
     tracing::info!("stopped");
     std::process::exit(0);
+}
+
+/// `server.watch_config`: reload when the file's content changed (its SHA-256, read
+/// through symlinks, so a Kubernetes ConfigMap's swap of `..data` counts). A change that
+/// does not validate is reported, counted as a failed reload, and not retried until the
+/// file changes again.
+async fn watch_config(path: std::path::PathBuf, reloader: Arc<Reloader>, every: Duration) {
+    use sha2::{Digest, Sha256};
+    let digest = |p: &std::path::Path| std::fs::read(p).ok().map(|b| Sha256::digest(b).to_vec());
+    let mut last = digest(&path);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = digest(&path);
+        if now.is_some() && now != last {
+            tracing::info!("{} changed: reloading", path.display());
+            let _ = reloader.reload().await;
+            last = now;
+        }
+    }
 }
 
 /// SIGHUP reloads the configuration; SIGUSR1 reopens the access log file.

@@ -131,6 +131,31 @@ pub fn redact(url: &str) -> String {
 /// Background upkeep: activity writes, session sweep, directory gauges, JWKS refresh,
 /// every minute the expired-grant sweep, and every 5 minutes the inactivity sweep
 /// (`lifecycle.inactive_after`) and the pruning of old directory changes and usage rows.
+/// How often the audit log's hash chain is checked in the background
+/// (`partnergate_audit_chain_valid`); the first check runs at start.
+const AUDIT_CHECK_EVERY: Duration = Duration::from_secs(600);
+
+/// Check the audit chain now and then, for the metric and its alert. A read of the whole
+/// log in pages: cheap for the sizes a portal's audit log reaches, off the request path.
+pub async fn audit_check(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(AUDIT_CHECK_EVERY);
+    loop {
+        tick.tick().await;
+        let gauge = shared.metrics.audit_chain_valid.with_label_values::<&str>(&[]);
+        match shared.services.directory.store().audit_verify().await {
+            Ok(v) if v.is_intact() => gauge.set(1),
+            Ok(v) => {
+                tracing::error!(
+                    problem = ?v.first_problem,
+                    "the audit log's hash chain is broken: run `partnergate audit verify`"
+                );
+                gauge.set(0);
+            }
+            Err(e) => tracing::warn!("audit chain check: {e}"),
+        }
+    }
+}
+
 pub async fn upkeep(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(15));
     let mut n: u64 = 0;

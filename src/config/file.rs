@@ -23,6 +23,7 @@ pub struct ServerFile {
     pub shutdown_grace: Option<String>,
     pub rate_limit_per_ip: Option<RateFile>,
     pub owner_org_type: Option<String>,
+    pub watch_config: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone)]

@@ -159,6 +159,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     pub rate_limit_per_ip: Option<RateSpec>,
     pub owner_org_type: String,
+    /// Poll the configuration file this often and reload when its content changed (a
+    /// Kubernetes ConfigMap update); `None`: reload on SIGHUP or `POST /reload` only.
+    pub watch_config: Option<Duration>,
 }
 
 impl ServerConfig {

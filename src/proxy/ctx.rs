@@ -27,6 +27,8 @@ pub enum Outcome {
     },
     /// Refused by the gateway.
     Refused(Refused),
+    /// A forward-auth check: what the gateway answered about the original request.
+    Authz(super::authz::Authz),
 }
 
 /// An admitted request and the upstream pool of its route.

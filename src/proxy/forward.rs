@@ -267,7 +267,7 @@ pub fn strip_path_prefix<'a>(path: &'a str, prefix: &str) -> &'a str {
 
 /// Write the identity headers and the signed assertion (incoming `X-Partner-*` are
 /// already gone); a bearer token is for the gateway, so it is not forwarded.
-fn identity_headers(
+pub(super) fn identity_headers(
     headers: &mut HeaderMap,
     forward: &Forward,
     caller: &Caller,

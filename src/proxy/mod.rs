@@ -3,6 +3,7 @@
 //! through; the later phases read the admitted request. Only this module, `app`, `admin`
 //! and `tls` know about pingora.
 
+mod authz;
 mod ctx;
 mod forward;
 mod limits;
@@ -168,6 +169,7 @@ impl ProxyHttp for Gateway {
         };
         let head = session.req_header();
         let outcome = admission::admit(head, &conn, &snapshot.rules, &authn, &limits).await;
+        let (conn_addr, conn_tls) = (conn.addr, conn.tls);
         let peer = match &outcome {
             Ok(Admission::Forward(a)) => a.request.peer,
             Ok(Admission::Reserved(r)) => r.peer,
@@ -190,6 +192,31 @@ impl ProxyHttp for Gateway {
                 Ok(false)
             }
             Ok(Admission::Reserved(request)) => {
+                if let Some(mode) = authz::Mode::of(&request.path) {
+                    let metrics = &self.shared.metrics;
+                    let prepared =
+                        authz::prepare(session, ctx, mode, request, conn_tls, &snapshot, metrics)
+                            .await?;
+                    let Some((head, tls)) = prepared else {
+                        return Ok(true);
+                    };
+                    // The original request, through the same admission as a proxied one.
+                    let inner = Connection {
+                        addr: conn_addr,
+                        tls,
+                        sni: None,
+                        raw_head: None,
+                    };
+                    let outcome =
+                        admission::admit(&head, &inner, &snapshot.rules, &authn, &limits).await;
+                    self.count_admission(&snapshot, &outcome);
+                    if let Ok(Admission::Forward(admitted)) = &outcome {
+                        self.count_usage(admitted);
+                    }
+                    let now = services.sessions.clock().now();
+                    authz::answer(session, ctx, mode, outcome, &snapshot, now, metrics).await?;
+                    return Ok(true);
+                }
                 reserved::serve(session, ctx, request, &snapshot, services).await?;
                 Ok(true)
             }

@@ -11,6 +11,7 @@ use crate::metrics::{Metrics, RouteMetrics};
 use crate::policy::Verdict;
 use crate::portal::{PortalOutcome, Verdict as PortalVerdict};
 
+use super::authz::Answer;
 use super::ctx::{Outcome, RequestCtx};
 use super::state::Snapshot;
 
@@ -67,6 +68,23 @@ fn facts<'a>(ctx: &'a RequestCtx, snapshot: Option<&'a Snapshot>, path: &str) ->
                 .map_or((Decision::Error, None, (None, None)), portal_facts);
             (None, decision, reason, person)
         }
+        Outcome::Authz(a) => match &a.answer {
+            Answer::Allowed(f) => {
+                let adm = &f.admitted;
+                let reason = match adm.verdict {
+                    Verdict::ShadowDeny(r) => Some(r.as_str()),
+                    _ => None,
+                };
+                (Some(&adm.route.route), adm.decision(), reason, who(adm.caller.as_ref()))
+            }
+            Answer::Reserved(_) => (None, Decision::Allow, None, (None, None)),
+            Answer::Refused(r) => (
+                r.route.as_ref(),
+                r.rejection.decision,
+                Some(r.rejection.reason.as_str()),
+                who(r.caller.as_ref()),
+            ),
+        },
         Outcome::Pending => (None, Decision::Error, None, (None, None)),
     };
     let (decision, reason) = match ctx.failure {
@@ -117,6 +135,10 @@ pub fn record(metrics: &Metrics, log: &AccessLog, session: &Session, ctx: &mut R
         );
         m.observe_duration(elapsed);
     }
+    let mode = match &ctx.outcome {
+        Outcome::Authz(a) => a.mode.as_str(),
+        _ => "proxy",
+    };
     let forward = ctx.forward();
     let upstream = forward
         .filter(|_| ctx.upstream.started.is_some())
@@ -141,6 +163,7 @@ pub fn record(metrics: &Metrics, log: &AccessLog, session: &Session, ctx: &mut R
         org: f.org,
         decision: f.decision.as_str(),
         reason: f.reason,
+        mode,
         user_agent: req.headers.get(http::header::USER_AGENT).cloned(),
     });
 }
@@ -161,6 +184,7 @@ fn where_from(
                 return (String::new(), truncate(req.uri.path(), 512), ip);
             }
         },
+        Outcome::Authz(a) => a.request_mut(),
         Outcome::Pending => None,
     };
     match request {

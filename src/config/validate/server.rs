@@ -84,6 +84,13 @@ pub(super) fn server(v: &mut Validator, f: ServerFile) -> ServerConfig {
     let rate_limit_per_ip = f
         .rate_limit_per_ip
         .map(|r| v.rate("server.rate_limit_per_ip", r, RedisFallback::Local));
+    let watch_config = f.watch_config.as_deref().map(|raw| {
+        let d = v.duration("server.watch_config", Some(raw), Duration::from_secs(10));
+        if d < Duration::from_secs(1) {
+            v.problem("server.watch_config", format!("\"{raw}\" is too short; at least \"1s\""));
+        }
+        d
+    });
     let owner_org_type = f.owner_org_type.unwrap_or_else(|| "owner".into());
     if owner_org_type.trim().is_empty() {
         v.problem("server.owner_org_type", "must not be empty");
@@ -100,6 +107,7 @@ pub(super) fn server(v: &mut Validator, f: ServerFile) -> ServerConfig {
         shutdown_grace,
         rate_limit_per_ip,
         owner_org_type,
+        watch_config,
     }
 }
 
