@@ -61,7 +61,7 @@ pub enum Text {
 }
 
 impl Text {
-    fn as_bytes(&self) -> &[u8] {
+    pub fn as_bytes(&self) -> &[u8] {
         match self {
             Text::Shared(v) => v.as_bytes(),
             Text::Owned(s) => s.as_bytes(),

@@ -29,6 +29,7 @@ pub mod ratelimit;
 pub mod request_id;
 pub mod session;
 pub mod sso;
+pub mod telemetry;
 pub mod tls;
 pub mod usage;
 pub mod wire;

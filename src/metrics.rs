@@ -16,6 +16,7 @@ pub mod names {
     pub const LOGINS_TOTAL: &str = "partnergate_logins_total";
     pub const FORWARD_AUTH_REQUESTS_TOTAL: &str = "partnergate_forward_auth_requests_total";
     pub const AUDIT_CHAIN_VALID: &str = "partnergate_audit_chain_valid";
+    pub const TRACE_SPANS_DROPPED_TOTAL: &str = "partnergate_trace_spans_dropped_total";
     pub const LOGIN_LOCKOUTS_TOTAL: &str = "partnergate_login_lockouts_total";
     pub const SESSIONS_ACTIVE: &str = "partnergate_sessions_active";
     pub const USERS: &str = "partnergate_users";
@@ -86,6 +87,8 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub access_log_dropped: IntCounter,
     pub logins: IntCounterVec,
+    /// Spans the exporter could not keep up with.
+    pub trace_spans_dropped: IntCounter,
     /// Forward-auth checks answered, by mode and decision.
     pub forward_auth: IntCounterVec,
     /// 1 when the last background check of the audit chain passed, 0 when it found a
@@ -148,6 +151,10 @@ impl Metrics {
                 names::LOGINS_TOTAL,
                 "Sign-in steps by org (top orgs, the rest as other), result and method (password, otp, passkey, sso).",
                 &[ORG, RESULT, "method"],
+            ),
+            trace_spans_dropped: reg.counter(
+                names::TRACE_SPANS_DROPPED_TOTAL,
+                "Request spans dropped because the OTLP exporter's queue was full.",
             ),
             forward_auth: reg.counter_vec(
                 names::FORWARD_AUTH_REQUESTS_TOTAL,

@@ -90,6 +90,35 @@ pub struct Refused {
     pub caller: Option<Caller>,
 }
 
+/// When each stage of one request ended (for its trace): `(stage, start, end)`.
+#[derive(Debug, Clone)]
+pub struct Stages {
+    last: std::time::Instant,
+    pub spans: Vec<(&'static str, std::time::Instant, std::time::Instant)>,
+}
+
+impl Stages {
+    pub fn new(start: std::time::Instant) -> Self {
+        Stages {
+            last: start,
+            spans: Vec::with_capacity(5),
+        }
+    }
+
+    fn done(&mut self, stage: &'static str) {
+        let now = std::time::Instant::now();
+        self.spans.push((stage, self.last, now));
+        self.last = now;
+    }
+}
+
+/// Mark the end of a stage when the request is traced.
+fn stage(stages: &mut Option<&mut Stages>, name: &'static str) {
+    if let Some(s) = stages.as_deref_mut() {
+        s.done(name);
+    }
+}
+
 /// Run every stage for one request. `conn` describes its connection, `identify` turns
 /// credentials into a caller, `limits` counts the request against a limit.
 pub async fn admit<I: Identify, L: Limits>(
@@ -98,6 +127,18 @@ pub async fn admit<I: Identify, L: Limits>(
     rules: &Rules,
     identify: &I,
     limits: &L,
+) -> Result<Admission, Refused> {
+    admit_traced(head, conn, rules, identify, limits, None).await
+}
+
+/// [`admit`], noting when each stage ends in `stages` (a traced request).
+pub async fn admit_traced<I: Identify, L: Limits>(
+    head: &Parts,
+    conn: &Connection<'_>,
+    rules: &Rules,
+    identify: &I,
+    limits: &L,
+    mut stages: Option<&mut Stages>,
 ) -> Result<Admission, Refused> {
     let server = &rules.config.server;
     let peer = Peer::of(conn, head, server);
@@ -112,6 +153,7 @@ pub async fn admit<I: Identify, L: Limits>(
         Ok(request) => request,
         Err(rejection) => return Err(refused.with(rejection)),
     };
+    stage(&mut stages, "clean");
     if let Some(limit) = limit::global(rules, &request) {
         if let Err(rejection) = limit::check(limits, limit).await {
             refused.request = Some(request);
@@ -135,6 +177,7 @@ pub async fn admit<I: Identify, L: Limits>(
             return Err(refused.with(rejection));
         }
     };
+    stage(&mut stages, "route");
     refused.route = Some(found.route.clone());
     let route = &found.route.config;
     let caller = if route.auth == AuthMode::None {
@@ -150,6 +193,7 @@ pub async fn admit<I: Identify, L: Limits>(
             }
         }
     };
+    stage(&mut stages, "authenticate");
     let facts = policy::Request {
         method: &head.method,
         account: found.account.as_deref(),
@@ -181,6 +225,7 @@ pub async fn admit<I: Identify, L: Limits>(
             request.query.as_deref(),
         )),
     };
+    stage(&mut stages, "policy");
     if let Some(rejection) = rejection {
         refused.request = Some(request);
         refused.caller = caller;
@@ -193,6 +238,7 @@ pub async fn admit<I: Identify, L: Limits>(
             return Err(refused.with(rejection));
         }
     }
+    stage(&mut stages, "limit");
     Ok(Admission::Forward(Admitted {
         request,
         route: found,

@@ -71,7 +71,23 @@ pub fn build(
         mail,
         sso: Arc::new(crate::sso::Sso::new().map_err(StartError::Runtime)?),
     });
+    let tracer = match &config.tracing {
+        Some(cfg) => {
+            let (tracer, exporter) =
+                crate::telemetry::Tracer::new(cfg, metrics.trace_spans_dropped.clone())
+                    .map_err(StartError::Runtime)?;
+            runtime.spawn(exporter.run());
+            tracing::info!(
+                "tracing: spans to {}/v1/traces, sample ratio {}",
+                cfg.otlp_endpoint,
+                cfg.sample_ratio
+            );
+            Some(Arc::new(tracer))
+        }
+        None => None,
+    };
     Ok(Services {
+        tracer,
         directory,
         sessions,
         streams: crate::proxy::Streams::new(metrics.streams_closed.clone()),
@@ -141,7 +157,10 @@ pub async fn audit_check(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(AUDIT_CHECK_EVERY);
     loop {
         tick.tick().await;
-        let gauge = shared.metrics.audit_chain_valid.with_label_values::<&str>(&[]);
+        let gauge = shared
+            .metrics
+            .audit_chain_valid
+            .with_label_values::<&str>(&[]);
         match shared.services.directory.store().audit_verify().await {
             Ok(v) if v.is_intact() => gauge.set(1),
             Ok(v) => {

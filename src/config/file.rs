@@ -172,9 +172,18 @@ pub struct LifecycleFile {
     pub usage_flush: Option<String>,
 }
 
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TracingFile {
+    pub otlp_endpoint: Option<String>,
+    pub sample_ratio: Option<f64>,
+    pub service_name: Option<String>,
+}
+
 /// The top-level sections a config file may hold.
 pub const SECTIONS: &[&str] = &[
     "mail",
+    "tracing",
     "server",
     "upstreams",
     "routes",

@@ -68,6 +68,18 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub lifecycle: LifecycleConfig,
     pub mail: Option<MailConfig>,
+    pub tracing: Option<TracingConfig>,
+}
+
+/// `[tracing]`: OpenTelemetry traces of requests, exported over OTLP/HTTP (JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingConfig {
+    /// The collector's base URL; spans go to `{otlp_endpoint}/v1/traces`.
+    pub otlp_endpoint: String,
+    /// The share of new traces recorded (a request with a `traceparent` follows its
+    /// caller's sampling decision).
+    pub sample_ratio: f64,
+    pub service_name: String,
 }
 
 impl Config {

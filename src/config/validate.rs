@@ -97,6 +97,10 @@ fn assemble(v: &mut Validator, table: &toml::Table) -> Config {
         .get("mail")
         .and_then(|value| v.section::<file::MailFile>("mail", value))
         .and_then(|m| mail::mail(v, m));
+    let tracing = table
+        .get("tracing")
+        .and_then(|value| v.section::<file::TracingFile>("tracing", value))
+        .and_then(|t| tracing_section(v, t));
     Config {
         source: v.file().to_path_buf(),
         server,
@@ -112,7 +116,42 @@ fn assemble(v: &mut Validator, table: &toml::Table) -> Config {
         metrics,
         lifecycle,
         mail,
+        tracing,
     }
+}
+
+/// `[tracing]`: an http(s) collector URL, a sampling ratio in 0..=1.
+fn tracing_section(v: &mut Validator, f: file::TracingFile) -> Option<super::TracingConfig> {
+    let endpoint = match f.otlp_endpoint.as_deref().map(str::trim) {
+        Some(e) if (e.starts_with("http://") || e.starts_with("https://")) && e.len() > 8 => {
+            e.trim_end_matches('/').to_string()
+        }
+        Some(e) => {
+            v.problem(
+                "tracing.otlp_endpoint",
+                format!("{e:?} is not an http:// or https:// URL (the collector's OTLP/HTTP port, e.g. http://127.0.0.1:4318)"),
+            );
+            return None;
+        }
+        None => {
+            v.problem("tracing.otlp_endpoint", "required in [tracing]");
+            return None;
+        }
+    };
+    let sample_ratio = f.sample_ratio.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&sample_ratio) {
+        v.problem(
+            "tracing.sample_ratio",
+            format!("{sample_ratio} must be between 0 and 1"),
+        );
+        return None;
+    }
+    let service_name = f.service_name.unwrap_or_else(|| "partnergate".into());
+    Some(super::TracingConfig {
+        otlp_endpoint: endpoint,
+        sample_ratio,
+        service_name,
+    })
 }
 
 #[cfg(test)]

@@ -106,7 +106,11 @@ pub const IDENTITY_HEADERS: [&str; 10] = [
 
 /// The request the other proxy asks about, rebuilt from the check request, and whether
 /// it came over TLS. `Err` names what is missing or malformed.
-pub fn original_request(mode: Mode, check: &Parts, tls: bool) -> Result<(Parts, bool), &'static str> {
+pub fn original_request(
+    mode: Mode,
+    check: &Parts,
+    tls: bool,
+) -> Result<(Parts, bool), &'static str> {
     let text = |name: &HeaderName| check.headers.get(name).and_then(|v| v.to_str().ok());
     let (method, target) = match mode {
         Mode::Envoy => {
@@ -139,7 +143,9 @@ pub fn original_request(mode: Mode, check: &Parts, tls: bool) -> Result<(Parts, 
             (method, target.to_string())
         }
     };
-    let uri: http::Uri = target.parse().map_err(|_| "the forwarded URI is malformed")?;
+    let uri: http::Uri = target
+        .parse()
+        .map_err(|_| "the forwarded URI is malformed")?;
     let mut headers = check.headers.clone();
     for name in [
         X_ORIGINAL_METHOD,
@@ -365,7 +371,10 @@ mod tests {
     fn modes_by_path() {
         assert_eq!(Mode::of("/.partnergate/authz"), Some(Mode::Traefik));
         assert_eq!(Mode::of("/.partnergate/authz/nginx"), Some(Mode::Nginx));
-        assert_eq!(Mode::of("/.partnergate/authz/envoy/deals"), Some(Mode::Envoy));
+        assert_eq!(
+            Mode::of("/.partnergate/authz/envoy/deals"),
+            Some(Mode::Envoy)
+        );
         assert_eq!(Mode::of("/.partnergate/authz/envoy"), Some(Mode::Envoy));
         assert_eq!(Mode::of("/.partnergate/authzx"), None);
         assert_eq!(Mode::of("/.partnergate/login"), None);
@@ -405,19 +414,43 @@ mod tests {
             ],
         );
         let (head, tls) = original_request(Mode::Traefik, &traefik, false).expect("traefik");
-        assert_eq!((head.method.as_str(), head.uri.path(), tls), ("DELETE", "/reports", false));
+        assert_eq!(
+            (head.method.as_str(), head.uri.path(), tls),
+            ("DELETE", "/reports", false)
+        );
 
-        let envoy = check("PUT", "/.partnergate/authz/envoy/deals?y=2", &[("host", "portal.example")]);
+        let envoy = check(
+            "PUT",
+            "/.partnergate/authz/envoy/deals?y=2",
+            &[("host", "portal.example")],
+        );
         let (head, _) = original_request(Mode::Envoy, &envoy, true).expect("envoy");
-        assert_eq!((head.method.as_str(), head.uri.to_string().as_str()), ("PUT", "/deals?y=2"));
+        assert_eq!(
+            (head.method.as_str(), head.uri.to_string().as_str()),
+            ("PUT", "/deals?y=2")
+        );
         let root = check("GET", "/.partnergate/authz/envoy", &[]);
-        assert_eq!(original_request(Mode::Envoy, &root, false).expect("root").0.uri, "/");
+        assert_eq!(
+            original_request(Mode::Envoy, &root, false)
+                .expect("root")
+                .0
+                .uri,
+            "/"
+        );
 
         let missing = check("GET", "/.partnergate/authz/nginx", &[]);
         assert!(original_request(Mode::Nginx, &missing, false).is_err());
-        let absolute = check("GET", "/.partnergate/authz", &[("x-forwarded-uri", "http://evil/")]);
+        let absolute = check(
+            "GET",
+            "/.partnergate/authz",
+            &[("x-forwarded-uri", "http://evil/")],
+        );
         assert!(original_request(Mode::Traefik, &absolute, false).is_err());
-        let bad_method = check("GET", "/.partnergate/authz", &[("x-forwarded-uri", "/"), ("x-forwarded-method", "G E T")]);
+        let bad_method = check(
+            "GET",
+            "/.partnergate/authz",
+            &[("x-forwarded-uri", "/"), ("x-forwarded-method", "G E T")],
+        );
         assert!(original_request(Mode::Traefik, &bad_method, false).is_err());
     }
 }

@@ -66,6 +66,10 @@ pub struct RequestCtx {
     /// decision and reason of the log line.
     pub failure: Option<(Decision, Reason)>,
     pub upstream: Attempt,
+    /// With `[tracing]`: this request's trace context.
+    pub trace: Option<crate::telemetry::TraceIds>,
+    /// A sampled request: when its admission stages ended.
+    pub stages: Option<crate::admission::Stages>,
     _inflight: InflightGuard,
 }
 
@@ -79,6 +83,8 @@ impl RequestCtx {
             local_status: None,
             failure: None,
             upstream: Attempt::default(),
+            trace: None,
+            stages: None,
             _inflight: inflight,
         }
     }

@@ -31,6 +31,7 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const X_PARTNER_USER: HeaderName = HeaderName::from_static("x-partner-user");
 const X_PARTNER_USER_ID: HeaderName = HeaderName::from_static("x-partner-user-id");
 const X_PARTNER_ORG: HeaderName = HeaderName::from_static("x-partner-org");
@@ -54,6 +55,9 @@ pub struct Upstream<'a> {
     /// The client's Host (or `:authority`), as sent.
     pub host: HeaderValue,
     pub now: i64,
+    /// With `[tracing]`: this request's trace context for the upstream (replacing the
+    /// client's `traceparent`).
+    pub traceparent: Option<HeaderValue>,
 }
 
 /// Rewrite pingora's copy of the client's request head for the upstream.
@@ -90,6 +94,9 @@ fn rewrite_parts(parts: &mut Parts, with: &Upstream<'_>) -> Result<()> {
         headers.insert(X_FORWARDED_HOST, f.host);
     }
     headers.insert(X_REQUEST_ID, with.request_id.header_value());
+    if let Some(tp) = &with.traceparent {
+        headers.insert(TRACEPARENT, tp.clone());
+    }
     if let Some(caller) = &forward.admitted.caller {
         identity_headers(headers, forward, caller, with.snapshot, with.now);
     }

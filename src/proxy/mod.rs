@@ -168,7 +168,22 @@ impl ProxyHttp for Gateway {
             fallbacks: &self.shared.metrics.ratelimit_fallbacks,
         };
         let head = session.req_header();
-        let outcome = admission::admit(head, &conn, &snapshot.rules, &authn, &limits).await;
+        if let Some(tracer) = &services.tracer {
+            let ids = tracer.begin(head.headers.get("traceparent"));
+            if ids.sampled {
+                ctx.stages = Some(admission::Stages::new(ctx.started));
+            }
+            ctx.trace = Some(ids);
+        }
+        let outcome = admission::admit_traced(
+            head,
+            &conn,
+            &snapshot.rules,
+            &authn,
+            &limits,
+            ctx.stages.as_mut(),
+        )
+        .await;
         let (conn_addr, conn_tls) = (conn.addr, conn.tls);
         let peer = match &outcome {
             Ok(Admission::Forward(a)) => a.request.peer,
@@ -207,8 +222,15 @@ impl ProxyHttp for Gateway {
                         sni: None,
                         raw_head: None,
                     };
-                    let outcome =
-                        admission::admit(&head, &inner, &snapshot.rules, &authn, &limits).await;
+                    let outcome = admission::admit_traced(
+                        &head,
+                        &inner,
+                        &snapshot.rules,
+                        &authn,
+                        &limits,
+                        ctx.stages.as_mut(),
+                    )
+                    .await;
                     self.count_admission(&snapshot, &outcome);
                     if let Ok(Admission::Forward(admitted)) = &outcome {
                         self.count_usage(admitted);
@@ -303,6 +325,7 @@ impl ProxyHttp for Gateway {
             request_id: &ctx.request_id,
             host: host_value(session.req_header()),
             now: self.shared.services.sessions.clock().now(),
+            traceparent: ctx.trace.map(|t| t.traceparent()),
         };
         forward::rewrite(upstream_request, &with)
     }
@@ -400,6 +423,9 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         if let Some(e) = e {
             tracing::debug!(request_id = %ctx.request_id, "request ended with error: {e}");
+        }
+        if let Some(tracer) = &self.shared.services.tracer {
+            record::trace(tracer, session, ctx);
         }
         record::record(&self.shared.metrics, &self.shared.access_log, session, ctx);
     }

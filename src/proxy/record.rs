@@ -75,7 +75,12 @@ fn facts<'a>(ctx: &'a RequestCtx, snapshot: Option<&'a Snapshot>, path: &str) ->
                     Verdict::ShadowDeny(r) => Some(r.as_str()),
                     _ => None,
                 };
-                (Some(&adm.route.route), adm.decision(), reason, who(adm.caller.as_ref()))
+                (
+                    Some(&adm.route.route),
+                    adm.decision(),
+                    reason,
+                    who(adm.caller.as_ref()),
+                )
             }
             Answer::Reserved(_) => (None, Decision::Allow, None, (None, None)),
             Answer::Refused(r) => (
@@ -166,6 +171,93 @@ pub fn record(metrics: &Metrics, log: &AccessLog, session: &Session, ctx: &mut R
         mode,
         user_agent: req.headers.get(http::header::USER_AGENT).cloned(),
     });
+}
+
+/// Hand the request's spans to the tracer, when it was sampled: the server span, a
+/// child span per admission stage, and the upstream call. Run before [`record`] (which
+/// takes the request's path for the log line).
+pub fn trace(tracer: &crate::telemetry::Tracer, session: &Session, ctx: &RequestCtx) {
+    use crate::telemetry::{span_id, unix_nanos, Kind, Span};
+    let Some(ids) = ctx.trace.filter(|t| t.sampled) else {
+        return;
+    };
+    let anchor = (std::time::Instant::now(), std::time::SystemTime::now());
+    let req = session.req_header();
+    let status = session
+        .response_written()
+        .map(|r| r.status.as_u16())
+        .or(ctx.local_status)
+        .unwrap_or(0);
+    let path = match &ctx.outcome {
+        Outcome::Forward(f) => Some(f.admitted.request.path.clone()),
+        Outcome::Reserved { request, .. } => Some(request.path.clone()),
+        Outcome::Refused(r) => r.request.as_ref().map(|r| r.path.clone()),
+        Outcome::Authz(_) | Outcome::Pending => None,
+    }
+    .unwrap_or_else(|| truncate(req.uri.path(), 512));
+    let path = redact_path(path);
+    let f = facts(ctx, ctx.snapshot.as_deref(), &path);
+    let route = f.route.map_or("none", |r| r.as_ref()).to_string();
+    let mut attributes = vec![
+        ("http.request.method", req.method.as_str().to_string()),
+        ("url.path", path),
+        ("http.route", route.clone()),
+        ("http.response.status_code", status.to_string()),
+        ("partnergate.decision", f.decision.as_str().to_string()),
+    ];
+    if let Some(reason) = f.reason {
+        attributes.push(("partnergate.reason", reason.to_string()));
+    }
+    if let Some(org) = &f.org {
+        attributes.push((
+            "partnergate.org",
+            String::from_utf8_lossy(org.as_bytes()).into_owned(),
+        ));
+    }
+    if let Outcome::Authz(a) = &ctx.outcome {
+        attributes.push(("partnergate.mode", a.mode.as_str().to_string()));
+    }
+    let end = std::time::Instant::now();
+    tracer.record(Span {
+        trace_id: ids.trace_id,
+        span_id: ids.span_id,
+        parent: ids.parent,
+        name: format!("{} {route}", req.method),
+        kind: Kind::Server,
+        start_ns: unix_nanos(ctx.started, anchor),
+        end_ns: unix_nanos(end, anchor),
+        attributes,
+        error: status >= 500 || status == 0,
+    });
+    for (stage, start, stop) in ctx.stages.iter().flat_map(|s| s.spans.iter()) {
+        tracer.record(Span {
+            trace_id: ids.trace_id,
+            span_id: span_id(),
+            parent: Some(ids.span_id),
+            name: format!("admission.{stage}"),
+            kind: Kind::Internal,
+            start_ns: unix_nanos(*start, anchor),
+            end_ns: unix_nanos(*stop, anchor),
+            attributes: Vec::new(),
+            error: false,
+        });
+    }
+    if let (Some(started), Some(ms), Some(forward)) =
+        (ctx.upstream.started, ctx.upstream.ms, ctx.forward())
+    {
+        let stop = started + std::time::Duration::from_secs_f64(ms / 1000.0);
+        tracer.record(Span {
+            trace_id: ids.trace_id,
+            span_id: span_id(),
+            parent: Some(ids.span_id),
+            name: format!("upstream {}", forward.pool.label),
+            kind: Kind::Client,
+            start_ns: unix_nanos(started, anchor),
+            end_ns: unix_nanos(stop, anchor),
+            attributes: vec![("server.upstream", forward.pool.label.to_string())],
+            error: false,
+        });
+    }
 }
 
 /// Host, path and client address for the log line: the cleaned ones once admission got

@@ -174,6 +174,8 @@ pub struct Services {
     pub background: tokio::runtime::Handle,
     /// Request counts for the usage data, flushed to the directory periodically.
     pub usage: Arc<UsageCounter>,
+    /// With `[tracing]`: the request spans' sampler and exporter queue.
+    pub tracer: Option<Arc<crate::telemetry::Tracer>>,
 }
 
 /// Process-wide state of the gateway.

@@ -22,4 +22,5 @@ mod revocation;
 mod sso;
 mod streams;
 mod strictness;
+mod tracing;
 mod usage;

@@ -87,7 +87,10 @@ pub(super) fn server(v: &mut Validator, f: ServerFile) -> ServerConfig {
     let watch_config = f.watch_config.as_deref().map(|raw| {
         let d = v.duration("server.watch_config", Some(raw), Duration::from_secs(10));
         if d < Duration::from_secs(1) {
-            v.problem("server.watch_config", format!("\"{raw}\" is too short; at least \"1s\""));
+            v.problem(
+                "server.watch_config",
+                format!("\"{raw}\" is too short; at least \"1s\""),
+            );
         }
         d
     });
