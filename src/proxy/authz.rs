@@ -9,7 +9,7 @@
 //! | path | asked by | the original request is |
 //! |---|---|---|
 //! | `/.partnergate/authz/nginx` | nginx `auth_request` | `X-Original-Method`, `X-Original-URI` |
-//! | `/.partnergate/authz`, `/.partnergate/authz/traefik` | Traefik `forwardAuth`, others | `X-Forwarded-Method`, `X-Forwarded-Uri` (or the `X-Original-*` pair) |
+//! | `/.partnergate/authz`, `/.partnergate/authz/traefik` | Traefik `forwardAuth`, others | `X-Forwarded-Method`, `X-Forwarded-Uri` |
 //! | `/.partnergate/authz/envoy<path>` | Envoy `ext_authz` (`path_prefix`) | the check request's method, `<path>` and query |
 //!
 //! Host and scheme come from `X-Forwarded-Host`/`X-Forwarded-Proto` (else the check
@@ -128,15 +128,19 @@ pub fn original_request(
             (check.method.clone(), target)
         }
         Mode::Nginx | Mode::Traefik => {
-            let method = text(&X_FORWARDED_METHOD)
-                .or_else(|| text(&X_ORIGINAL_METHOD))
+            // Each mode reads only its own pair: nginx passes the client's headers on to
+            // the check, so a client-sent X-Forwarded-Uri must not name another request
+            // than the one nginx forwards (the nginx config sets X-Original-*).
+            let (method_header, uri_header) = match mode {
+                Mode::Nginx => (&X_ORIGINAL_METHOD, &X_ORIGINAL_URI),
+                _ => (&X_FORWARDED_METHOD, &X_FORWARDED_URI),
+            };
+            let method = text(method_header)
                 .map(|m| http::Method::from_bytes(m.as_bytes()))
                 .transpose()
                 .map_err(|_| "the forwarded method is not a method")?
                 .unwrap_or(http::Method::GET);
-            let target = text(&X_FORWARDED_URI)
-                .or_else(|| text(&X_ORIGINAL_URI))
-                .ok_or("no X-Forwarded-Uri or X-Original-URI")?;
+            let target = text(uri_header).ok_or("no X-Original-URI (nginx) or X-Forwarded-Uri")?;
             if !target.starts_with('/') {
                 return Err("the forwarded URI is not a path");
             }

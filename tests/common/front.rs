@@ -106,8 +106,12 @@ impl FrontProxy {
     /// nginx on a free port: `/.partnergate/…` straight to `gateway`, everything else to
     /// `upstream` after an `auth_request` to `gateway`'s `/.partnergate/authz/nginx`.
     pub async fn nginx(gateway: SocketAddr, upstream: SocketAddr) -> FrontProxy {
+        Self::nginx_on(super::free_port(), gateway, upstream).await
+    }
+
+    /// nginx on `port` (chosen beforehand, e.g. for the gateway's `public_url`).
+    pub async fn nginx_on(port: u16, gateway: SocketAddr, upstream: SocketAddr) -> FrontProxy {
         let bin = nginx_bin();
-        let port = super::free_port();
         let dir = tempfile::tempdir().expect("tempdir for nginx");
         let prefix = dir.path().to_str().expect("a UTF-8 temp dir").to_string();
         let conf = render(
@@ -146,8 +150,13 @@ impl FrontProxy {
     /// `upstream` after an `ext_authz` check at `gateway`'s
     /// `/.partnergate/authz/envoy<path>`.
     pub async fn envoy(gateway: SocketAddr, upstream: SocketAddr) -> FrontProxy {
+        Self::envoy_on(super::free_port(), gateway, upstream).await
+    }
+
+    /// Envoy on `port` (chosen beforehand, e.g. for the gateway's `public_url`).
+    pub async fn envoy_on(port: u16, gateway: SocketAddr, upstream: SocketAddr) -> FrontProxy {
         let bin = envoy_bin();
-        let port = super::free_port();
+
         let dir = tempfile::tempdir().expect("tempdir for Envoy");
         let prefix = dir.path().to_str().expect("a UTF-8 temp dir").to_string();
         let conf = render(

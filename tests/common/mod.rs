@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod chromium;
+pub mod front;
 pub mod h2;
 pub mod oidc;
 pub mod raw;

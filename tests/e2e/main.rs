@@ -8,6 +8,7 @@ mod check;
 mod console;
 mod dataplane;
 mod explain;
+mod forward_auth;
 mod identity;
 mod identity_clock;
 mod lifecycle;
