@@ -15,6 +15,7 @@ mod lifecycle;
 mod lifecycle_ops;
 mod mail;
 mod mfa;
+mod observability;
 mod passkey;
 mod policy;
 mod ratelimit;
