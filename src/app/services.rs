@@ -70,6 +70,7 @@ pub fn build(
         notifier: Arc::new(crate::lifecycle::LogNotifier),
         mail,
         sso: Arc::new(crate::sso::Sso::new().map_err(StartError::Runtime)?),
+        registrations: portal::registration_counter(),
     });
     let tracer = match &config.tracing {
         Some(cfg) => {

@@ -170,6 +170,8 @@ pub struct LifecycleFile {
     pub inactive_after: Option<String>,
     pub max_grant_ttl: Option<String>,
     pub usage_flush: Option<String>,
+    pub max_pending_registrations: Option<i64>,
+    pub registrations_per_ip: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -450,4 +450,8 @@ pub struct LifecycleConfig {
     pub max_grant_ttl: Duration,
     /// How often the in-memory usage counts are added to the directory.
     pub usage_flush: Duration,
+    /// The register form refuses new requests while this many wait for a decision.
+    pub max_pending_registrations: u32,
+    /// Registration requests one client IP may send per 24 hours (per instance).
+    pub registrations_per_ip: u32,
 }

@@ -118,6 +118,16 @@ pub struct PortalState {
     pub mail: Option<crate::mail::Mail>,
     /// Partner SSO: the OpenID Connect client of every org's connection.
     pub sso: Arc<crate::sso::Sso>,
+    /// Registration requests per client IP in the last 24 hours (this instance).
+    pub registrations: moka::sync::Cache<IpAddr, u32>,
+}
+
+/// The per-IP registration counter of [`PortalState::registrations`].
+pub fn registration_counter() -> moka::sync::Cache<IpAddr, u32> {
+    moka::sync::Cache::builder()
+        .max_capacity(100_000)
+        .time_to_live(std::time::Duration::from_secs(24 * 3600))
+        .build()
 }
 
 impl PortalState {
@@ -221,6 +231,13 @@ async fn check_origin(
     let backchannel =
         path.starts_with("/.partnergate/sso/") && path.ends_with("/backchannel-logout");
     if write && !bearer && !backchannel && !same_origin(request.headers(), &ctx) {
+        if let Some((state, entry)) = origin_refusal(&request, &ctx) {
+            let now = state.sessions().clock().now();
+            let store = state.sessions().directory().store().clone();
+            if let Err(e) = store.append_audit(&entry, now).await {
+                tracing::error!(request_id = %ctx.request_id, "origin refusal not audited: {e}");
+            }
+        }
         return with_outcome(
             pages::message(
                 StatusCode::FORBIDDEN,
@@ -231,6 +248,41 @@ async fn check_origin(
         );
     }
     next.run(request).await
+}
+
+/// A refused cross-origin write is audited (`request.origin_refused`): what was sent where,
+/// from which address and page, never the body.
+fn origin_refusal(
+    request: &Request,
+    ctx: &PortalContext,
+) -> Option<(Arc<PortalState>, crate::directory::AuditEntry)> {
+    use crate::directory::audit::{AuditEntry, AuditOutcome, ACTOR_ANONYMOUS};
+    let state = request.extensions().get::<Arc<PortalState>>().cloned()?;
+    let header = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v: &http::HeaderValue| v.to_str().ok())
+            .map(|v| v.chars().take(200).collect::<String>())
+    };
+    let path: String = request.uri().path().chars().take(200).collect();
+    let entry = AuditEntry {
+        ip: Some(ctx.client_ip.to_string()),
+        request_id: Some(ctx.request_id.clone()),
+        target: Some(format!("path:{path}")),
+        reason: Some("origin_mismatch".into()),
+        after: Some(serde_json::json!({
+            "method": request.method().as_str(),
+            "origin": header(header::ORIGIN),
+            "referer_sent": header(header::REFERER).is_some(),
+        })),
+        ..AuditEntry::new(
+            ACTOR_ANONYMOUS,
+            "request.origin_refused",
+            AuditOutcome::Denied,
+        )
+    };
+    Some((state, entry))
 }
 
 fn same_origin(headers: &HeaderMap, ctx: &PortalContext) -> bool {

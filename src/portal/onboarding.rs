@@ -199,6 +199,9 @@ pub async fn register_submit(
     };
     let store = state.sessions().directory().store().clone();
     let now = state.sessions().clock().now();
+    if let Some(refused) = registration_limit(&state, &ctx, &actor, now).await {
+        return refused;
+    }
     let mut created = store.create_org(&org, &actor, now).await;
     if matches!(created, Err(StoreError::Conflict(_))) {
         // The random suffix of the id collided: once more with a new one.
@@ -219,6 +222,59 @@ pub async fn register_submit(
         ),
         Err(e) => unavailable(&ctx, e),
     }
+}
+
+/// Registration requests are capped per client IP (per 24 hours) and in total (pending
+/// at once), so the form cannot be used to flood the owner's queue. A refusal is a 429
+/// page and an audited `org.register` with outcome denied.
+async fn registration_limit(
+    state: &PortalState,
+    ctx: &PortalContext,
+    actor: &AuditActor,
+    now: i64,
+) -> Option<Response> {
+    let limits = &ctx.config.lifecycle;
+    let store = state.sessions().directory().store().clone();
+    let sent = state.registrations.get(&ctx.client_ip).unwrap_or(0);
+    let reason = if sent >= limits.registrations_per_ip {
+        Some("registration_limit_ip")
+    } else {
+        match store.orgs().await {
+            Ok(orgs) => {
+                let pending = orgs
+                    .iter()
+                    .filter(|o| o.status == OrgStatus::Pending)
+                    .count();
+                (pending >= limits.max_pending_registrations as usize)
+                    .then_some("registration_limit_total")
+            }
+            Err(e) => return Some(unavailable(ctx, e)),
+        }
+    };
+    let Some(reason) = reason else {
+        state.registrations.insert(ctx.client_ip, sent + 1);
+        return None;
+    };
+    let mut entry = actor.entry(
+        "org.register",
+        "org:(new)".to_string(),
+        None,
+        serde_json::Value::Null,
+        serde_json::Value::Null,
+    );
+    entry.outcome = crate::directory::AuditOutcome::Denied;
+    entry.reason = Some(reason.to_string());
+    if let Err(e) = store.append_audit(&entry, now).await {
+        tracing::error!(request_id = %ctx.request_id, "registration refusal not audited: {e}");
+    }
+    Some(with_outcome(
+        message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            "We cannot take more partner registration requests right now. Please try again tomorrow, or contact your partner manager.",
+        ),
+        PortalOutcome::deny(reason),
+    ))
 }
 
 fn unavailable(ctx: &PortalContext, e: StoreError) -> Response {

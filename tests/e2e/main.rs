@@ -4,6 +4,7 @@
 mod common;
 
 mod audit;
+mod bounds;
 mod check;
 mod console;
 mod dataplane;

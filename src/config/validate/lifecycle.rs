@@ -25,7 +25,23 @@ pub(super) fn lifecycle(v: &mut Validator, f: LifecycleFile) -> LifecycleConfig 
             "must be between \"1s\" and \"1h\" (usage counts wait in memory until the flush)",
         );
     }
+    let max_pending = v.int(
+        "lifecycle.max_pending_registrations",
+        f.max_pending_registrations,
+        100,
+        1,
+        100_000,
+    );
+    let per_ip = v.int(
+        "lifecycle.registrations_per_ip",
+        f.registrations_per_ip,
+        5,
+        1,
+        10_000,
+    );
     LifecycleConfig {
+        max_pending_registrations: u32::try_from(max_pending).unwrap_or(100),
+        registrations_per_ip: u32::try_from(per_ip).unwrap_or(5),
         usage_flush: usage_flush.clamp(MIN_USAGE_FLUSH, MAX_USAGE_FLUSH),
         invitation_ttl: v.duration(
             "lifecycle.invitation_ttl",
