@@ -41,8 +41,7 @@ pub fn normalized(typed: &str) -> Option<String> {
 /// The stored hash of a code (as typed or generated).
 pub fn hash(code: &str) -> String {
     let canonical = normalized(code).unwrap_or_else(|| code.to_string());
-    let digest = Sha256::digest(canonical.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    crate::directory::audit::hex(&Sha256::digest(canonical.as_bytes()))
 }
 
 #[cfg(test)]

@@ -24,16 +24,8 @@ pub fn token_shape_ok(token: &str) -> bool {
 
 /// The stored form of a token (hex SHA-256).
 pub fn hash_token(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest {
-        out.push(char::from(HEX[(b >> 4) as usize]));
-        out.push(char::from(HEX[(b & 0xf) as usize]));
-    }
-    out
+    crate::directory::audit::hex(&Sha256::digest(token.as_bytes()))
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 #[cfg(test)]
 mod tests {

@@ -76,15 +76,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
+pub(crate) use crate::directory::audit::hex;
 
 /// OpenTelemetry span kinds, as numbered in OTLP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
