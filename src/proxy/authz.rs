@@ -208,8 +208,10 @@ pub async fn prepare(
             route: None,
             caller: None,
         };
+        // The same 403 in every mode: this peer is not the proxy the shapes are for.
+        count(metrics, mode, refused.rejection.decision.as_str());
         let rejection = refused.rejection.clone();
-        answer_refused(session, ctx, Mode::Envoy, &rejection, metrics, mode).await?;
+        respond::reject(session, ctx, &rejection).await?;
         ctx.outcome = Outcome::Authz(Authz {
             mode,
             answer: Answer::Refused(refused),
@@ -228,7 +230,7 @@ pub async fn prepare(
                 route: None,
                 caller: None,
             };
-            answer_refused(session, ctx, mode, &rejection, metrics, mode).await?;
+            answer_refused(session, ctx, mode, &rejection, metrics).await?;
             ctx.outcome = Outcome::Authz(Authz {
                 mode,
                 answer: Answer::Refused(refused),
@@ -274,7 +276,7 @@ pub async fn answer(
         }
         Answer::Refused(refused) => {
             let rejection = refused.rejection.clone();
-            answer_refused(session, ctx, mode, &rejection, metrics, mode).await?;
+            answer_refused(session, ctx, mode, &rejection, metrics).await?;
         }
     }
     ctx.outcome = Outcome::Authz(Authz { mode, answer });
@@ -289,10 +291,7 @@ async fn allowed(
     mode: Mode,
     decision: &str,
 ) -> Result<()> {
-    metrics
-        .forward_auth
-        .with_label_values(&[mode.as_str(), decision])
-        .inc();
+    count(metrics, mode, decision);
     let values: Vec<(&str, &str)> = IDENTITY_HEADERS
         .iter()
         .map(|name| {
@@ -306,20 +305,23 @@ async fn allowed(
     respond::send(session, ctx, 200, "text/plain", Bytes::new(), &values).await
 }
 
-/// A refusal as `shape`'s proxy needs it, counted for `mode`.
+/// `partnergate_forward_auth_requests_total` for one answer.
+fn count(metrics: &Metrics, mode: Mode, decision: &str) {
+    metrics
+        .forward_auth
+        .with_label_values(&[mode.as_str(), decision])
+        .inc();
+}
+
+/// A refusal as `mode`'s proxy needs it.
 async fn answer_refused(
     session: &mut Session,
     ctx: &mut RequestCtx,
-    shape: Mode,
+    mode: Mode,
     rejection: &Rejection,
     metrics: &Metrics,
-    mode: Mode,
 ) -> Result<()> {
-    metrics
-        .forward_auth
-        .with_label_values(&[mode.as_str(), rejection.decision.as_str()])
-        .inc();
-    let mode = shape;
+    count(metrics, mode, rejection.decision.as_str());
     if mode != Mode::Nginx {
         return respond::reject(session, ctx, rejection).await;
     }

@@ -60,6 +60,28 @@ macro_rules! sql_sso {
             }
 
             impl $store {
+                /// The end of every org-level SSO write: the audit record (`action` on
+                /// `org:{org_id}`) and the org's directory change, in `conn`'s transaction.
+                async fn sso_org_change_in(
+                    conn: &mut Conn,
+                    actor: &AuditActor,
+                    action: &str,
+                    org_id: &str,
+                    before: serde_json::Value,
+                    after: serde_json::Value,
+                    now: Timestamp,
+                ) -> StoreResult<()> {
+                    let entry = actor.entry(
+                        action,
+                        format!("org:{org_id}"),
+                        Some(org_id.to_string()),
+                        before,
+                        after,
+                    );
+                    let targets = vec![ChangeTarget::Org(org_id.to_string())];
+                    Self::finish(conn, targets, entry, now).await
+                }
+
                 async fn org_exists_in(conn: &mut Conn, org_id: &str) -> StoreResult<()> {
                     let found = sqlx::query(sq::ORG_EXISTS)
                         .bind(org_id)
@@ -222,15 +244,16 @@ macro_rules! sql_sso {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
-                    let entry = actor.entry(
+                    Self::sso_org_change_in(
+                        &mut tx,
+                        actor,
                         "sso.connection.put",
-                        format!("org:{}", c.org_id),
-                        Some(c.org_id.clone()),
+                        &c.org_id,
                         before.as_ref().map(audited).unwrap_or_default(),
                         audited(c),
-                    );
-                    let targets = vec![ChangeTarget::Org(c.org_id.clone())];
-                    Self::finish(&mut tx, targets, entry, now).await?;
+                        now,
+                    )
+                    .await?;
                     tx.commit().await?;
                     Ok(before)
                 }
@@ -254,15 +277,16 @@ macro_rules! sql_sso {
                         .bind(org_id)
                         .execute(&mut *tx)
                         .await?;
-                    let entry = actor.entry(
+                    Self::sso_org_change_in(
+                        &mut tx,
+                        actor,
                         "sso.connection.delete",
-                        format!("org:{org_id}"),
-                        Some(org_id.to_string()),
+                        &org_id,
                         audited(&before),
                         serde_json::Value::Null,
-                    );
-                    let targets = vec![ChangeTarget::Org(org_id.to_string())];
-                    Self::finish(&mut tx, targets, entry, now).await?;
+                        now,
+                    )
+                    .await?;
                     tx.commit().await?;
                     Ok(true)
                 }
@@ -312,15 +336,16 @@ macro_rules! sql_sso {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
-                    let entry = actor.entry(
+                    Self::sso_org_change_in(
+                        &mut tx,
+                        actor,
                         "sso.domain.add",
-                        format!("org:{org_id}"),
-                        Some(org_id.to_string()),
+                        &org_id,
                         serde_json::Value::Null,
                         json!({ "domain": domain }),
-                    );
-                    let targets = vec![ChangeTarget::Org(org_id.to_string())];
-                    Self::finish(&mut tx, targets, entry, now).await?;
+                        now,
+                    )
+                    .await?;
                     tx.commit().await?;
                     Ok(true)
                 }
@@ -342,15 +367,16 @@ macro_rules! sql_sso {
                         tx.rollback().await?;
                         return Ok(false);
                     }
-                    let entry = actor.entry(
+                    Self::sso_org_change_in(
+                        &mut tx,
+                        actor,
                         "sso.domain.remove",
-                        format!("org:{org_id}"),
-                        Some(org_id.to_string()),
+                        &org_id,
                         json!({ "domain": domain }),
                         serde_json::Value::Null,
-                    );
-                    let targets = vec![ChangeTarget::Org(org_id.to_string())];
-                    Self::finish(&mut tx, targets, entry, now).await?;
+                        now,
+                    )
+                    .await?;
                     tx.commit().await?;
                     Ok(true)
                 }
